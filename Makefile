@@ -1,0 +1,65 @@
+# One venv for everything; every target installs what it needs first, so a fresh clone needs only `make`.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Lambda runs Python 3.12; prefer pyenv's 3.12 when it is there, else any python3 >= 3.11.
+PYTHON ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.12"*/bin/python3.12 python3.12 python3; do \
+             command -v "$$p" >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+PORT ?= 8765
+PYTEST_ARGS ?=
+
+.PHONY: help install serve test unit integration e2e lint format typecheck validate bench build deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## create .venv and install the project with its dev tools
+
+serve: install ## start the local stack: moto on loopback, the HTTP API on :8765, the queue worker
+	$(BIN)/pipelinejobs serve --port $(PORT)
+
+test: install ## run the whole test suite (unit, integration, end-to-end)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: install ## unit tests only (no AWS at all)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: install ## integration tests (moto in-process)
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+e2e: install ## end-to-end tests (the local stack over real HTTP)
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install ## mypy (strict on the domain core)
+	$(BIN)/mypy layers/core/jobcore functions pipelinejobs
+
+validate: install ## cfn-lint and the SAM translator, offline
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/python -m pipelinejobs.local.validate template.yaml
+
+bench: install ## benchmarks: cost per event, cold start, throughput
+	@for b in benchmarks/*.py; do echo "==> $$b"; $(BIN)/python $$b || exit 1; done
+
+build: ## sam build (needs the AWS SAM CLI and Python 3.12 on PATH)
+	sam build
+
+deploy: build ## sam deploy --guided
+	sam deploy --guided
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

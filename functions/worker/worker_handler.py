@@ -1,0 +1,100 @@
+"""Worker: applies lifecycle events from the FIFO queue to job records.
+
+Permanent problems (malformed message, bad credential, event not allowed) are recorded in the job's
+history and acknowledged; only failures of the machinery raise, so that SQS retries them and, after
+maxReceiveCount, moves them to the dead-letter queue. A failure fails only its own message group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobcore.service import JobService, Result
+
+logger = Logger()
+metrics = Metrics()
+
+# Time kept back from an erasure step for deleting the batch's messages and returning.
+_SAFETY_MS = 10_000
+
+_METRIC_NAMES = {
+    "applied": "EventsApplied",
+    "rejected": "EventsRejected",
+    "ignored": "EventsIgnored",
+    "duplicate": "EventsDuplicate",
+    "unrecorded": "EventsUnrecorded",
+}
+
+
+@cache
+def _deps() -> JobService:
+    """Built on the first event of a container, not at import time (moto must start first in tests)."""
+    import boto3
+
+    from jobcore.adapters.dynamodb import DynamoJobRepository
+    from jobcore.adapters.s3 import S3ArchiveStore
+    from jobcore.adapters.sqs import SqsEventQueue
+    from jobcore.adapters.ssm import SsmAdminKeys
+    from jobcore.settings import Settings
+
+    settings = Settings.from_env()
+    return JobService(
+        settings,
+        DynamoJobRepository(settings.table_name, host=os.environ.get("AWS_ENDPOINT_URL")),
+        queue=SqsEventQueue(boto3.client("sqs"), settings.queue_url),
+        archive=S3ArchiveStore(boto3.client("s3")),
+        admin_keys=SsmAdminKeys(settings.admin_key_parameter, boto3.client("ssm")),
+    )
+
+
+def _body(record: SQSRecord) -> Any:
+    try:
+        return json.loads(record.body)
+    except (ValueError, TypeError):
+        return None  # recorded as malformed by the service
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> Result:
+    service = _deps()
+    # An erasure step hands over to a follow-up message after its budget, and always before Lambda's
+    # timeout, keeping enough time back to report the batch.
+    budget_ms = service.settings.erase_batch_seconds * 1000
+    started_ms = lambda_context.get_remaining_time_in_millis() if lambda_context else None
+
+    def deadline() -> bool:
+        if lambda_context is None or started_ms is None:
+            return False
+        remaining = lambda_context.get_remaining_time_in_millis()
+        return remaining < _SAFETY_MS or started_ms - remaining >= budget_ms
+
+    fallback = record.attributes.message_deduplication_id or record.message_id
+    result = service.handle_message(_body(record), fallback_event_id=fallback, deadline=deadline)
+    metrics.add_metric(name=_METRIC_NAMES.get(result.status, "EventsApplied"), unit=MetricUnit.Count, value=1)
+    logger.info(
+        f"{result.name or 'message'} {result.status}",
+        uuid=result.uuid,
+        event=result.name,
+        event_id=result.event_id,
+        outcome=result.status,
+        reason=result.reason,
+        from_state=result.from_state and str(result.from_state),
+        to_state=result.to_state and str(result.to_state),
+    )
+    return result
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                    context=context)

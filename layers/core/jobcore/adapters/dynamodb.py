@@ -1,0 +1,507 @@
+"""The job repository on DynamoDB, through PynamoDB. One table holds three kinds of item:
+
+| item | pk | sk | why separate |
+|---|---|---|---|
+| job | `JOB#<uuid>` | `JOB` | small (< 1 KB): every event rewrites it, and write units follow item size |
+| data | `JOB#<uuid>` | `DATA` | the job's `data` (up to 64 KiB), written once at creation, read on demand |
+| history | `JOB#<uuid>` | `EVT#<event_id>` | one per event; the key is the dedup record, the LSI `history` orders them |
+
+Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline` (sorted by `updated_at`); a deleted job
+drops its `idx_*` attributes and so leaves every listing, while its history stays.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from functools import cache
+from typing import Any, Final
+
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import (
+    DoesNotExist,
+    GetError,
+    PutError,
+    PynamoDBException,
+    QueryError,
+    TransactWriteError,
+    UpdateError,
+)
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from jobcore.clock import iso, iso_us
+from jobcore.errors import InvalidRequest, JobExists, TransientError
+from jobcore.records import (
+    STATE_TIME_FIELDS,
+    ApplyCommand,
+    Conflict,
+    Effect,
+    HistoryEntry,
+    HistoryPage,
+    Job,
+    JobFilter,
+    JobPage,
+    Outcome,
+)
+from jobcore.states import Actor, State
+from jobcore.tokens import TokenState
+
+JOB_SK: Final = "JOB"
+DATA_SK: Final = "DATA"
+EVENT_SK_PREFIX: Final = "EVT#"
+ALL_JOBS: Final = "JOB"
+
+# Error codes that mean "the machinery is busy", not "the request is wrong".
+_TRANSIENT_CODES: Final = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionConflict", "TransactionInProgressException",
+    "LimitExceededException",
+})
+
+
+def pk(uuid: str) -> str:
+    return f"JOB#{uuid}"
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+@cache
+def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[Any], type[Any], type[Any]]:
+    """PynamoDB model classes bound to one table (the name is known only at run time)."""
+
+    class Meta:
+        pass
+
+    Meta.table_name = table_name  # type: ignore[attr-defined]
+    Meta.region = region  # type: ignore[attr-defined]
+    Meta.host = host  # type: ignore[attr-defined]
+
+    def index_meta(name: str) -> type:
+        return type("Meta", (), {"index_name": name, "projection": AllProjection()})
+
+    class ByUpdated(GlobalSecondaryIndex[Any]):
+        Meta = index_meta("by_updated")
+        idx_all = UnicodeAttribute(hash_key=True)
+        updated_at = UnicodeAttribute(range_key=True)
+
+    class ByState(GlobalSecondaryIndex[Any]):
+        Meta = index_meta("by_state")
+        idx_state = UnicodeAttribute(hash_key=True)
+        updated_at = UnicodeAttribute(range_key=True)
+
+    class ByPipeline(GlobalSecondaryIndex[Any]):
+        Meta = index_meta("by_pipeline")
+        idx_pipeline = UnicodeAttribute(hash_key=True)
+        updated_at = UnicodeAttribute(range_key=True)
+
+    class JobItem(Model):
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        uuid = UnicodeAttribute()
+        pipeline_uuid = UnicodeAttribute()
+        state = UnicodeAttribute()
+        generation = NumberAttribute()
+        archive_path = UnicodeAttribute()
+        created_at = UnicodeAttribute()
+        updated_at = UnicodeAttribute()
+        state_entered_at = UnicodeAttribute()
+        last_event = UnicodeAttribute(null=True)
+        last_event_id = UnicodeAttribute(null=True)
+        child_of = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[var-annotated]
+        name = UnicodeAttribute(null=True)
+        tags = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[var-annotated]
+        session = UnicodeAttribute(null=True)
+        agent = UnicodeAttribute(null=True)
+        task = UnicodeAttribute(null=True)
+        token_hash = UnicodeAttribute(null=True)
+        token_issued_at = NumberAttribute(null=True)
+        token_uses = NumberAttribute(null=True)
+        grace = MapAttribute(null=True)  # type: ignore[var-annotated]  # rotated-out hash -> until
+        callback_hash = UnicodeAttribute(null=True)
+        idx_all = UnicodeAttribute(null=True)
+        idx_state = UnicodeAttribute(null=True)
+        idx_pipeline = UnicodeAttribute(null=True)
+        deleted_at = UnicodeAttribute(null=True)
+        erased_objects = NumberAttribute(null=True)
+        run_at = UnicodeAttribute(null=True)
+        failed_at = UnicodeAttribute(null=True)
+        finished_at = UnicodeAttribute(null=True)
+        indexing_at = UnicodeAttribute(null=True)
+        validating_at = UnicodeAttribute(null=True)
+        validated_at = UnicodeAttribute(null=True)
+        rejected_at = UnicodeAttribute(null=True)
+        finalized_at = UnicodeAttribute(null=True)
+        retired_at = UnicodeAttribute(null=True)
+        reset_at = UnicodeAttribute(null=True)
+        canceled_at = UnicodeAttribute(null=True)
+        by_updated = ByUpdated()
+        by_state = ByState()
+        by_pipeline = ByPipeline()
+
+    JobItem.Meta = Meta  # type: ignore[attr-defined]
+
+    class HistoryOrder(LocalSecondaryIndex[Any]):
+        Meta = index_meta("history")
+        pk = UnicodeAttribute(hash_key=True)
+        hist = UnicodeAttribute(range_key=True)
+
+    class HistoryItem(Model):
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        hist = UnicodeAttribute()
+        event_id = UnicodeAttribute()
+        name = UnicodeAttribute()
+        data = UnicodeAttribute()  # canonical JSON
+        at = UnicodeAttribute()
+        outcome = UnicodeAttribute()
+        reason = UnicodeAttribute(null=True)
+        from_state = UnicodeAttribute(null=True)
+        to_state = UnicodeAttribute(null=True)
+        generation = NumberAttribute(null=True)
+        by = UnicodeAttribute(null=True)
+        history = HistoryOrder()
+
+    class DataItem(Model):
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        data = UnicodeAttribute()
+
+    # PynamoDB reads Meta at class creation; give each model the bound Meta explicitly.
+    for model in (JobItem, HistoryItem, DataItem):
+        model.Meta = Meta  # type: ignore[attr-defined]
+        model._connection = None  # type: ignore[attr-defined]
+    return JobItem, HistoryItem, DataItem
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(_json(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (ValueError, TypeError):
+        raise InvalidRequest("the 'next' cursor is not valid; pass back the value a listing returned") from None
+    if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
+        raise InvalidRequest("the 'next' cursor is not valid; pass back the value a listing returned")
+    return key
+
+
+def _transient(error: PynamoDBException) -> bool:
+    code = getattr(error, "cause_response_code", None)
+    if code in _TRANSIENT_CODES:
+        return True
+    reasons = getattr(error, "cancellation_reasons", None) or []
+    return any(r is not None and r.code in _TRANSIENT_CODES for r in reasons)
+
+
+class DynamoJobRepository:
+    """JobRepository on one DynamoDB table."""
+
+    def __init__(self, table_name: str, *, region: str | None = None, host: str | None = None) -> None:
+        self.JobItem, self.HistoryItem, self.DataItem = bind_models(table_name, region or _region(), host)
+        self._connection = Connection(region=region or _region(), host=host)
+
+    # -- conversions ---------------------------------------------------------------------------------
+
+    def _job(self, item: Any) -> Job:
+        times = {
+            field: getattr(item, field)
+            for state, field in STATE_TIME_FIELDS.items()
+            if state is not State.CREATED and getattr(item, field, None)
+        }
+        grace = item.grace.as_dict() if item.grace is not None else {}
+        return Job(
+            uuid=item.uuid,
+            pipeline_uuid=item.pipeline_uuid,
+            state=State(item.state),
+            generation=int(item.generation),
+            archive_path=item.archive_path,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+            state_entered_at=item.state_entered_at,
+            tokens=TokenState(
+                token_hash=item.token_hash,
+                issued_at=float(item.token_issued_at or 0),
+                uses=int(item.token_uses or 0),
+                grace={h: float(until) for h, until in grace.items()},
+                callback_hash=item.callback_hash,
+            ),
+            last_event=item.last_event,
+            last_event_id=item.last_event_id,
+            child_of=tuple(item.child_of or ()),
+            name=item.name,
+            tags=tuple(item.tags or ()),
+            session=item.session,
+            agent=item.agent,
+            task=item.task,
+            state_times=times,
+            deleted_at=item.deleted_at,
+            erased_objects=int(item.erased_objects or 0),
+        )
+
+    def _history_item(self, uuid: str, entry: HistoryEntry, now_us: str) -> Any:
+        return self.HistoryItem(
+            pk(uuid),
+            EVENT_SK_PREFIX + entry.event_id,
+            hist=f"{now_us}#{entry.event_id}",
+            event_id=entry.event_id,
+            name=entry.name,
+            data=_json(entry.data),
+            at=entry.at,
+            outcome=str(entry.outcome),
+            reason=entry.reason,
+            from_state=entry.from_state and str(entry.from_state),
+            to_state=entry.to_state and str(entry.to_state),
+            generation=entry.generation,
+            by=entry.by and str(entry.by),
+        )
+
+    def _entry(self, item: Any) -> HistoryEntry:
+        return HistoryEntry(
+            event_id=item.event_id,
+            name=item.name,
+            data=json.loads(item.data),
+            at=item.at,
+            outcome=Outcome(item.outcome),
+            from_state=State(item.from_state) if item.from_state else None,
+            to_state=State(item.to_state) if item.to_state else None,
+            generation=int(item.generation) if item.generation is not None else None,
+            by=Actor(item.by) if item.by else None,
+            reason=item.reason,
+        )
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    def create(self, job: Job, data: dict[str, Any]) -> None:
+        J = self.JobItem
+        item = J(
+            pk(job.uuid), JOB_SK,
+            uuid=job.uuid, pipeline_uuid=job.pipeline_uuid, state=str(job.state), generation=job.generation,
+            archive_path=job.archive_path, created_at=job.created_at, updated_at=job.updated_at,
+            state_entered_at=job.state_entered_at, child_of=list(job.child_of) or None, name=job.name,
+            tags=list(job.tags) or None, session=job.session, agent=job.agent, task=job.task,
+            token_hash=job.tokens.token_hash, token_issued_at=job.tokens.issued_at, token_uses=0,
+            callback_hash=job.tokens.callback_hash,
+            idx_all=ALL_JOBS, idx_state=str(job.state), idx_pipeline=job.pipeline_uuid,
+        )
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                # new uuid, or a deleted job's tombstone: the same inputs may be created again after delete
+                tx.save(item, condition=J.pk.does_not_exist() | J.deleted_at.exists())
+                tx.save(self.DataItem(pk(job.uuid), DATA_SK, data=_json(data)))
+        except TransactWriteError as error:
+            reasons = error.cancellation_reasons or []
+            if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+                raise JobExists(f"job {job.uuid} exists", uuid=job.uuid) from None
+            raise TransientError(f"creating job {job.uuid} failed: {error.cause_response_code}") from error
+
+    def apply(self, command: ApplyCommand, entry: HistoryEntry) -> Conflict | None:
+        J = self.JobItem
+        c = command
+        # Each clause of the guard, and why it is there:
+        condition: Condition = (
+            J.pk.exists()  # the job exists (an update would otherwise create it)
+            & J.deleted_at.does_not_exist()  # ... and is not deleted
+            & (J.state == str(c.expected_state))  # the transition is allowed from exactly this state,
+            & (J.generation == c.expected_generation)  # ... of this run, which the history entry records
+        )
+        if c.by is Actor.JOB:
+            # the current job token, or a rotated-out one still in its grace period
+            condition &= (J.token_hash == c.token_hash) | (J.grace[c.token_hash] > c.now)
+        elif c.by is Actor.CALLBACK:
+            condition &= J.callback_hash == c.token_hash  # the job's callback token
+        # (an admin token was verified against the admin key before the write)
+        if c.expected_last_event_id is not None:
+            condition &= J.last_event_id == c.expected_last_event_id  # internal follow-up of that event
+
+        stamp = iso(c.now)
+        actions = [
+            J.state.set(str(c.to_state)),
+            J.last_event.set(c.name),
+            J.last_event_id.set(c.event_id),
+            J.updated_at.set(stamp),
+        ]
+        if c.to_state != c.expected_state:
+            actions += [J.state_entered_at.set(stamp), J.idx_state.set(str(c.to_state))]
+            field = STATE_TIME_FIELDS[c.to_state]
+            if field != "created_at":
+                actions.append(getattr(J, field).set(stamp))
+        if c.count_use:
+            actions.append(J.token_uses.add(1))
+        if c.effect is Effect.NEXT_GENERATION:
+            actions.append(J.generation.set(c.expected_generation + 1))
+            actions.append(J.erased_objects.remove())
+        if c.effect in (Effect.REVOKE, Effect.DELETE):
+            actions += [J.token_hash.remove(), J.callback_hash.remove(), J.grace.remove()]
+        if c.effect is Effect.DELETE:
+            actions += [J.deleted_at.set(stamp), J.idx_all.remove(), J.idx_state.remove(),
+                        J.idx_pipeline.remove()]
+        if c.effect is Effect.REVOKE:
+            actions.append(J.erased_objects.set(0))
+
+        history = self._history_item(c.uuid, entry, iso_us(c.now))
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                tx.update(J(pk(c.uuid), JOB_SK), actions=actions, condition=condition, return_values="ALL_OLD")
+                # the event id is new to this job: a redelivered event has no second effect
+                tx.save(history, condition=self.HistoryItem.sk.does_not_exist())
+        except TransactWriteError as error:
+            return self._conflict(error)
+        return None
+
+    def _conflict(self, error: TransactWriteError) -> Conflict:
+        reasons = error.cancellation_reasons or []
+        if _transient(error) or len(reasons) < 2:
+            raise TransientError(f"DynamoDB could not apply the event now: {error.cause_response_code}") from error
+        job_reason, history_reason = reasons[0], reasons[1]
+        duplicate = history_reason is not None and history_reason.code == "ConditionalCheckFailed"
+        job = None
+        if job_reason is not None and job_reason.raw_item:
+            job = self._job(self.JobItem.from_raw_data(job_reason.raw_item))
+        elif not duplicate and (job_reason is None or job_reason.code != "ConditionalCheckFailed"):
+            raise TransientError(f"DynamoDB cancelled the write: {error.cause_response_code}") from error
+        return Conflict(duplicate=duplicate, job=job)
+
+    def record(self, uuid: str, entry: HistoryEntry) -> bool:
+        from jobcore.clock import parse_iso
+
+        item = self._history_item(uuid, entry, iso_us(parse_iso(entry.at)))
+        try:
+            item.save(condition=self.HistoryItem.sk.does_not_exist())  # once per event id
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise TransientError(f"recording event {entry.event_id} failed: {error.cause_response_code}") from error
+        return True
+
+    def replace_tokens(self, uuid: str, expected_hash: str | None, tokens: TokenState) -> bool:
+        J = self.JobItem
+        still_current = J.token_hash.does_not_exist() if expected_hash is None else J.token_hash == expected_hash
+        actions = [
+            J.token_issued_at.set(tokens.issued_at),
+            J.token_uses.set(tokens.uses),
+            J.grace.set(dict(tokens.grace)) if tokens.grace else J.grace.remove(),
+        ]
+        actions.append(J.token_hash.set(tokens.token_hash) if tokens.token_hash else J.token_hash.remove())
+        actions.append(
+            J.callback_hash.set(tokens.callback_hash) if tokens.callback_hash else J.callback_hash.remove()
+        )
+        try:
+            J(pk(uuid), JOB_SK).update(
+                actions=actions,
+                # someone else rotated first (their token wins), or the job was deleted meanwhile
+                condition=J.pk.exists() & J.deleted_at.does_not_exist() & still_current,
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise TransientError(f"rotating the token failed: {error.cause_response_code}") from error
+        return True
+
+    def add_erased(self, uuid: str, count: int) -> None:
+        J = self.JobItem
+        try:
+            J(pk(uuid), JOB_SK).update(actions=[J.erased_objects.add(count)], condition=J.pk.exists())
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise TransientError(f"recording erasure progress failed: {error.cause_response_code}") from error
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def get(self, uuid: str) -> Job | None:
+        try:
+            return self._job(self.JobItem.get(pk(uuid), JOB_SK, consistent_read=True))
+        except DoesNotExist:
+            return None
+        except GetError as error:
+            raise TransientError(f"reading job {uuid} failed: {error.cause_response_code}") from error
+
+    def get_data(self, uuid: str) -> dict[str, Any]:
+        try:
+            return json.loads(self.DataItem.get(pk(uuid), DATA_SK).data)
+        except DoesNotExist:
+            return {}
+        except GetError as error:
+            raise TransientError(f"reading job data failed: {error.cause_response_code}") from error
+
+    def event(self, uuid: str, event_id: str) -> HistoryEntry | None:
+        try:
+            return self._entry(self.HistoryItem.get(pk(uuid), EVENT_SK_PREFIX + event_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+        except GetError as error:
+            raise TransientError(f"reading event failed: {error.cause_response_code}") from error
+
+    def history(self, uuid: str, limit: int, cursor: str | None) -> HistoryPage:
+        try:
+            results = self.HistoryItem.history.query(
+                pk(uuid), scan_index_forward=True, limit=limit, last_evaluated_key=decode_cursor(cursor),
+                consistent_read=True,
+            )
+            entries = [self._entry(item) for item in results]
+        except QueryError as error:
+            raise TransientError(f"reading history failed: {error.cause_response_code}") from error
+        return HistoryPage(entries, encode_cursor(results.last_evaluated_key if len(entries) == limit else None))
+
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
+        J = self.JobItem
+        range_condition = None
+        if where.updated_after and where.updated_before:
+            range_condition = J.updated_at.between(where.updated_after, where.updated_before)
+        elif where.updated_after:
+            range_condition = J.updated_at >= where.updated_after
+        elif where.updated_before:
+            range_condition = J.updated_at <= where.updated_before
+        filters: list[Condition] = []
+        if where.pipeline_uuid is not None:
+            index, key = J.by_pipeline, where.pipeline_uuid
+            if where.state is not None:
+                filters.append(J.state == str(where.state))
+        elif where.state is not None:
+            index, key = J.by_state, str(where.state)
+        else:
+            index, key = J.by_updated, ALL_JOBS
+        if where.tag is not None:
+            filters.append(J.tags.contains(where.tag))
+        filter_condition = None
+        for f in filters:
+            filter_condition = f if filter_condition is None else filter_condition & f
+        try:
+            jobs: list[Job] = []
+            last_key = decode_cursor(cursor)
+            # A filter can leave a page short; keep reading (a query, never a scan) until it is full.
+            while True:
+                results = index.query(
+                    key, range_key_condition=range_condition, filter_condition=filter_condition,
+                    scan_index_forward=False, limit=limit - len(jobs), last_evaluated_key=last_key,
+                )
+                for item in results:
+                    jobs.append(self._job(item))
+                last_key = results.last_evaluated_key
+                if len(jobs) >= limit or not last_key:
+                    break
+        except QueryError as error:
+            raise TransientError(f"listing jobs failed: {error.cause_response_code}") from error
+        return JobPage(jobs, encode_cursor(last_key))

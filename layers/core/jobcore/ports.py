@@ -1,0 +1,70 @@
+"""What the core needs from the outside world. Adapters (DynamoDB, S3, SQS, EventBridge, SSM) implement
+these; the core imports no AWS library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from jobcore.records import (
+    ApplyCommand,
+    Conflict,
+    HistoryEntry,
+    HistoryPage,
+    Job,
+    JobFilter,
+    JobPage,
+)
+from jobcore.tokens import TokenState
+
+
+class JobRepository(Protocol):
+    def create(self, job: Job, data: dict[str, Any]) -> None:
+        """Store a new job and its data. Raises JobExists (with the uuid) if a live job has this uuid."""
+
+    def get(self, uuid: str) -> Job | None:
+        """The job (deleted ones included, see Job.deleted), strongly consistent; None if never created."""
+
+    def get_data(self, uuid: str) -> dict[str, Any]: ...
+
+    def apply(self, command: ApplyCommand, entry: HistoryEntry) -> Conflict | None:
+        """Apply one event in ONE conditional write that also records `entry` in the history.
+
+        Returns None when applied, or the Conflict (with the job as it was) when the condition failed.
+        Raises TransientError for throttling and transaction conflicts.
+        """
+
+    def record(self, uuid: str, entry: HistoryEntry) -> bool:
+        """Record a rejected or ignored event; False if this event id is already recorded."""
+
+    def event(self, uuid: str, event_id: str) -> HistoryEntry | None: ...
+
+    def history(self, uuid: str, limit: int, cursor: str | None) -> HistoryPage: ...
+
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage: ...
+
+    def replace_tokens(self, uuid: str, expected_hash: str | None, tokens: TokenState) -> bool:
+        """Swap the job's token material if its current token hash is still `expected_hash`."""
+
+    def add_erased(self, uuid: str, count: int) -> None: ...
+
+
+class ArchiveStore(Protocol):
+    def erase(self, archive_path: str, deadline: Callable[[], bool]) -> tuple[int, bool]:
+        """Delete objects (every version) under the path until done or `deadline()` is true.
+
+        Returns (objects deleted in this call, whether nothing is left). Safe to repeat and to resume.
+        """
+
+
+class EventQueue(Protocol):
+    def send(self, body: dict[str, Any], group_id: str, dedup_id: str) -> None: ...
+
+
+class Notifier(Protocol):
+    def state_changed(self, detail: dict[str, Any]) -> None: ...
+
+
+class AdminKeys(Protocol):
+    def key(self) -> str:
+        """The admin key (cached by the adapter)."""

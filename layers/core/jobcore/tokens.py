@@ -1,0 +1,134 @@
+"""The three credentials of SPEC section 4, as pure functions of an injected time.
+
+- Job tokens (`pjt_...`) rotate; a rotated-out token stays valid for a grace period.
+- Callback tokens (`pjc_...`) never rotate by use and authorize only the callback events.
+- Admin tokens are the hex HMAC-SHA256 of the current time window under the admin key.
+
+Only SHA-256 hashes of job and callback tokens are stored. The prefixes tell the kinds apart without a
+lookup (and let secret scanners recognise a leaked token); they carry no secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from jobcore.states import Actor
+
+JOB_TOKEN_PREFIX: Final = "pjt_"
+CALLBACK_TOKEN_PREFIX: Final = "pjc_"
+_TOKEN_BYTES: Final = 32  # 256 bits of randomness
+_ADMIN_TOKEN = re.compile(r"[0-9a-f]{64}")
+_RANDOM_TOKEN = re.compile(r"pj[tc]_[A-Za-z0-9_-]{43}")
+# At most this many rotated-out tokens are kept in their grace period; older ones are dropped early so
+# a job item stays small however fast a client asks for rotations.
+MAX_GRACE_TOKENS: Final = 4
+
+
+def new_job_token() -> str:
+    return JOB_TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
+
+
+def new_callback_token() -> str:
+    return CALLBACK_TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """URL-safe base64 of SHA-256, without padding (43 characters)."""
+    digest = hashlib.sha256(token.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def credential_kind(token: str) -> Actor | None:
+    """Which kind of credential `token` looks like, or None if it looks like none of them.
+
+    The shape decides only which check applies; it proves nothing by itself.
+    """
+    if _RANDOM_TOKEN.fullmatch(token):
+        return Actor.JOB if token.startswith(JOB_TOKEN_PREFIX) else Actor.CALLBACK
+    if _ADMIN_TOKEN.fullmatch(token):
+        return Actor.ADMIN
+    return None
+
+
+def admin_window(now: float, lifetime: int) -> int:
+    return math.floor(now / lifetime)
+
+
+def admin_token(key: str, now: float, lifetime: int = 3600) -> str:
+    """HMAC-SHA256(key, str(window)) as lowercase hex, window = floor(now / lifetime)."""
+    return _admin_token_for_window(key, admin_window(now, lifetime))
+
+
+def _admin_token_for_window(key: str, window: int) -> str:
+    return hmac.new(key.encode("utf-8"), str(window).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def is_admin_token(token: str, key: str, now: float, lifetime: int = 3600) -> bool:
+    """True for the token of the current or the previous window. Constant-time comparisons."""
+    if not key or not _ADMIN_TOKEN.fullmatch(token):
+        return False
+    window = admin_window(now, lifetime)
+    # Compare against both windows without short-circuiting, so timing says nothing about which matched.
+    current = hmac.compare_digest(token, _admin_token_for_window(key, window))
+    previous = hmac.compare_digest(token, _admin_token_for_window(key, window - 1))
+    return current | previous
+
+
+def same_hash(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and hmac.compare_digest(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationPolicy:
+    rotate_uses: int = 50
+    rotate_seconds: int = 3600
+    grace_seconds: int = 600
+
+    def due(self, tokens: TokenState, now: float, *, state_changing: bool) -> bool:
+        """Whether the current job token must be replaced after this use."""
+        return (
+            state_changing
+            or tokens.uses + 1 >= self.rotate_uses
+            or now - tokens.issued_at >= self.rotate_seconds
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """The token material of one job, as stored: hashes only."""
+
+    token_hash: str | None
+    issued_at: float
+    uses: int = 0
+    # Hash of a rotated-out job token -> epoch seconds until which it is still accepted.
+    grace: Mapping[str, float] = field(default_factory=dict)
+    callback_hash: str | None = None
+
+    def authenticate(self, token: str, now: float) -> Actor | None:
+        """Actor.JOB or Actor.CALLBACK if `token` is valid for this job now, else None. Constant time."""
+        kind = credential_kind(token)
+        hashed = hash_token(token)
+        if kind is Actor.CALLBACK:
+            return Actor.CALLBACK if same_hash(hashed, self.callback_hash) else None
+        if kind is not Actor.JOB:
+            return None
+        current = same_hash(hashed, self.token_hash)
+        in_grace = any(same_hash(hashed, h) and until > now for h, until in self.grace.items())
+        return Actor.JOB if current or in_grace else None
+
+    def rotated(self, now: float, policy: RotationPolicy) -> tuple[str, TokenState]:
+        """A fresh job token and the state that accepts it (and the old one for the grace period)."""
+        token = new_job_token()
+        grace = {h: until for h, until in self.grace.items() if until > now}
+        if self.token_hash is not None:
+            grace[self.token_hash] = now + policy.grace_seconds
+        kept = dict(sorted(grace.items(), key=lambda item: item[1])[-MAX_GRACE_TOKENS:])
+        return token, TokenState(hash_token(token), now, 0, kept, self.callback_hash)
