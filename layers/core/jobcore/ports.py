@@ -34,8 +34,8 @@ class JobRepository(Protocol):
         Raises TransientError for throttling and transaction conflicts.
         """
 
-    def record(self, uuid: str, entry: HistoryEntry) -> bool:
-        """Record a rejected or ignored event; False if this event id is already recorded."""
+    def record(self, uuid: str, entry: HistoryEntry, now: float) -> bool:
+        """Record a rejected or ignored event (ordered at `now`); False if this event id is already recorded."""
 
     def event(self, uuid: str, event_id: str) -> HistoryEntry | None: ...
 

@@ -224,6 +224,18 @@ class JobService:
         )
         expected_state, expected_generation = self._expectation(message, row.sources)
         for _ in range(_MAX_ATTEMPTS):
+            if expected_state not in row.sources:
+                # As far as we know the event is not allowed now. Confirm with a read before refusing
+                # (refusals are off the hot path; applied events never read).
+                known = self.repo.get(uuid)
+                if known is None:
+                    return Result("unrecorded", uuid, name, event_id, "no such job")
+                self._remember(uuid, known.state, known.generation)
+                reason = self._refusal(known, row.sources, name, by, token_hash, message.token)
+                if reason is not None:
+                    ignored = by is Actor.CALLBACK and reason.startswith("cannot ")
+                    return self._record_refusal(known, event_id, name, data, by, reason, ignored)
+                expected_state, expected_generation = known.state, known.generation
             now = self.clock.now()
             to_state = row.target or expected_state
             generation = expected_generation + (1 if effect is Effect.NEXT_GENERATION else 0)
@@ -275,9 +287,10 @@ class JobService:
         ignored: bool,
     ) -> Result:
         outcome = Outcome.IGNORED if ignored else Outcome.REJECTED
-        entry = HistoryEntry(event_id, name, _trim(data), iso(self.clock.now()), outcome, job.state,
+        now = self.clock.now()
+        entry = HistoryEntry(event_id, name, _trim(data), iso(now), outcome, job.state,
                              job.state, job.generation, by, reason)
-        recorded = self.repo.record(job.uuid, entry)
+        recorded = self.repo.record(job.uuid, entry, now)
         return Result(outcome if recorded else "duplicate", job.uuid, name, event_id, reason, job.state,
                       job.state)
 

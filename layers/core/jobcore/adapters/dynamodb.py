@@ -81,12 +81,8 @@ def _region() -> str:
 def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[Any], type[Any], type[Any]]:
     """PynamoDB model classes bound to one table (the name is known only at run time)."""
 
-    class Meta:
-        pass
-
-    Meta.table_name = table_name  # type: ignore[attr-defined]
-    Meta.region = region  # type: ignore[attr-defined]
-    Meta.host = host  # type: ignore[attr-defined]
+    def table_meta() -> type:
+        return type("Meta", (), {"table_name": table_name, "region": region, "host": host})
 
     def index_meta(name: str) -> type:
         return type("Meta", (), {"index_name": name, "projection": AllProjection()})
@@ -107,6 +103,7 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         updated_at = UnicodeAttribute(range_key=True)
 
     class JobItem(Model):
+        Meta = table_meta()
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         uuid = UnicodeAttribute()
@@ -150,14 +147,13 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         by_state = ByState()
         by_pipeline = ByPipeline()
 
-    JobItem.Meta = Meta  # type: ignore[attr-defined]
-
     class HistoryOrder(LocalSecondaryIndex[Any]):
         Meta = index_meta("history")
         pk = UnicodeAttribute(hash_key=True)
         hist = UnicodeAttribute(range_key=True)
 
     class HistoryItem(Model):
+        Meta = table_meta()
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         hist = UnicodeAttribute()
@@ -174,14 +170,11 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         history = HistoryOrder()
 
     class DataItem(Model):
+        Meta = table_meta()
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         data = UnicodeAttribute()
 
-    # PynamoDB reads Meta at class creation; give each model the bound Meta explicitly.
-    for model in (JobItem, HistoryItem, DataItem):
-        model.Meta = Meta  # type: ignore[attr-defined]
-        model._connection = None  # type: ignore[attr-defined]
     return JobItem, HistoryItem, DataItem
 
 
@@ -375,7 +368,8 @@ class DynamoJobRepository:
         reasons = error.cancellation_reasons or []
         if _transient(error) or len(reasons) < 2:
             raise TransientError(f"DynamoDB could not apply the event now: {error.cause_response_code}") from error
-        job_reason, history_reason = reasons[0], reasons[1]
+        # PynamoDB sends puts before updates: [history put, job update].
+        history_reason, job_reason = reasons[0], reasons[1]
         duplicate = history_reason is not None and history_reason.code == "ConditionalCheckFailed"
         job = None
         if job_reason is not None and job_reason.raw_item:
@@ -384,10 +378,8 @@ class DynamoJobRepository:
             raise TransientError(f"DynamoDB cancelled the write: {error.cause_response_code}") from error
         return Conflict(duplicate=duplicate, job=job)
 
-    def record(self, uuid: str, entry: HistoryEntry) -> bool:
-        from jobcore.clock import parse_iso
-
-        item = self._history_item(uuid, entry, iso_us(parse_iso(entry.at)))
+    def record(self, uuid: str, entry: HistoryEntry, now: float) -> bool:
+        item = self._history_item(uuid, entry, iso_us(now))
         try:
             item.save(condition=self.HistoryItem.sk.does_not_exist())  # once per event id
         except PutError as error:
