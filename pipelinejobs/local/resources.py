@@ -159,7 +159,7 @@ def _is_intrinsic(value: Any) -> bool:
 
 
 def _merged(base: Any, change: Any) -> Any:
-    # Mappings merge key by key; anything else, an intrinsic function included, replaces.
+    # Mappings merge key by key; anything else, an intrinsic function included, replaces; None removes.
     if (
         isinstance(base, dict)
         and isinstance(change, Mapping)
@@ -167,7 +167,10 @@ def _merged(base: Any, change: Any) -> Any:
     ):
         result = dict(base)
         for key, value in change.items():
-            result[key] = _merged(base.get(key), value)
+            if value is None:
+                result.pop(key, None)
+            else:
+                result[key] = _merged(base.get(key), value)
         return result
     return copy.deepcopy(change)
 
