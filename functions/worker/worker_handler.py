@@ -96,5 +96,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # A batch whose every message failed is reported as such, like any other partial failure, rather
+    # than raised: the messages return to the queue either way, without an invocation error.
+    processor.raise_on_entire_batch_failure = False
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)
