@@ -50,10 +50,16 @@ def item_size(item: dict[str, Any]) -> int:
 
 
 def main() -> int:
-    os.environ.update({
-        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     sys.path[:0] = [str(ROOT / "layers/core"), str(ROOT / "functions/worker"), str(ROOT)]
 
@@ -82,13 +88,21 @@ def main() -> int:
         from pipelinejobs.local.resources import create_stack_resources
 
         # The stream is left out: moto keeps every stream record in memory (AWS does not bill it).
-        stack = create_stack_resources(ROOT / "template.yaml", admin_key="bench-key",
-                                       overrides={"JobsTable": {"StreamSpecification": None}})
+        stack = create_stack_resources(
+            ROOT / "template.yaml",
+            admin_key="bench-key",
+            overrides={"JobsTable": {"StreamSpecification": None}},
+        )
         os.environ.update(stack.environment())
         settings = Settings.from_env()
         repo = DynamoJobRepository(settings.table_name)
-        service = JobService(settings, repo, queue=SqsEventQueue(boto3.client("sqs"), settings.queue_url),
-                             archive=S3ArchiveStore(boto3.client("s3")), admin_keys=StaticAdminKeys("bench-key"))
+        service = JobService(
+            settings,
+            repo,
+            queue=SqsEventQueue(boto3.client("sqs"), settings.queue_url),
+            archive=S3ArchiveStore(boto3.client("s3")),
+            admin_keys=StaticAdminKeys("bench-key"),
+        )
         table = boto3.resource("dynamodb").Table(settings.table_name)
 
         rows = []
@@ -98,40 +112,74 @@ def main() -> int:
                 data["case"] = str(uuidlib.uuid4())
                 created = service.create_job(JobSpec(pipeline_uuid="bench", data=data))
                 job_uuid = created.job.uuid
-                service.handle_message({"uuid": job_uuid, "name": "run", "token": created.token},
-                                       fallback_event_id="run")
+                service.handle_message(
+                    {"uuid": job_uuid, "name": "run", "token": created.token}, fallback_event_id="run"
+                )
                 # Pre-existing history, written directly (not part of what is measured).
                 with table.batch_writer() as batch:
                     for i in range(history_len - 1):
                         eid = f"old-{i:06d}"
-                        batch.put_item(Item={"pk": pk(job_uuid), "sk": f"EVT#{eid}", "hist": f"0000-{eid}",
-                                             "event_id": eid, "name": "update", "data": "{}", "at": "x",
-                                             "outcome": "applied"})
+                        batch.put_item(
+                            Item={
+                                "pk": pk(job_uuid),
+                                "sk": f"EVT#{eid}",
+                                "hist": f"0000-{eid}",
+                                "event_id": eid,
+                                "name": "update",
+                                "data": "{}",
+                                "at": "x",
+                                "outcome": "applied",
+                            }
+                        )
                 calls.clear()
                 job_sizes, history_sizes = [], []
                 for i in range(EVENTS_PER_CASE):
                     event_id = str(uuidlib.uuid4())
                     result = service.handle_message(
-                        {"uuid": job_uuid, "name": "update", "token": created.token, "event_id": event_id,
-                         "data": {"progress": i}},
+                        {
+                            "uuid": job_uuid,
+                            "name": "update",
+                            "token": created.token,
+                            "event_id": event_id,
+                            "data": {"progress": i},
+                        },
                         fallback_event_id=event_id,
                     )
                     assert result.applied, result
                     measured = dict(calls)
                     job_sizes.append(item_size(table.get_item(Key={"pk": pk(job_uuid), "sk": "JOB"})["Item"]))
-                    history_sizes.append(item_size(
-                        table.get_item(Key={"pk": pk(job_uuid), "sk": f"EVT#{event_id}"})["Item"]))
+                    history_sizes.append(
+                        item_size(table.get_item(Key={"pk": pk(job_uuid), "sk": f"EVT#{event_id}"})["Item"])
+                    )
                     calls.clear()
                     calls.update(measured)
                 total = sum(calls.values())
                 reads = sum(n for op, n in calls.items() if op in READS)
                 job_b, hist_b = max(job_sizes), max(history_sizes)
                 wru = 2 * math.ceil(job_b / 1024) + 2 * math.ceil(hist_b / 1024)
-                rows.append((history_len, data_kib, total / EVENTS_PER_CASE, reads / EVENTS_PER_CASE,
-                             ", ".join(sorted(calls)), job_b, hist_b, wru))
+                rows.append(
+                    (
+                        history_len,
+                        data_kib,
+                        total / EVENTS_PER_CASE,
+                        reads / EVENTS_PER_CASE,
+                        ", ".join(sorted(calls)),
+                        job_b,
+                        hist_b,
+                        wru,
+                    )
+                )
 
-    header = ("history", "data KiB", "requests/event", "reads/event", "operations", "job item B",
-              "history item B", "WRU/event")
+    header = (
+        "history",
+        "data KiB",
+        "requests/event",
+        "reads/event",
+        "operations",
+        "job item B",
+        "history item B",
+        "WRU/event",
+    )
     print(json.dumps({"events_per_case": EVENTS_PER_CASE}))
     print(" | ".join(header))
     for r in rows:
@@ -141,10 +189,14 @@ def main() -> int:
     flat = max(r[5] for r in rows) - min(r[5] for r in rows) <= 8 and len({r[6] for r in rows}) == 1
     ok = all(r[2] == 1 and r[3] == 0 for r in rows)
     print(f"\nrequests per applied event: target 1, reads 0 -> {'met' if ok else 'MISSED'}")
-    print(f"item bytes flat across history length and data size (within 8 B of counter width) -> "
-          f"{'met' if flat else 'MISSED'}")
-    print(f"write units per event: target <= 4 -> {max(r[7] for r in rows)} "
-          f"({'met' if max(r[7] for r in rows) <= 4 else 'MISSED'})")
+    print(
+        f"item bytes flat across history length and data size (within 8 B of counter width) -> "
+        f"{'met' if flat else 'MISSED'}"
+    )
+    print(
+        f"write units per event: target <= 4 -> {max(r[7] for r in rows)} "
+        f"({'met' if max(r[7] for r in rows) <= 4 else 'MISSED'})"
+    )
     return 0 if ok and flat else 1
 
 

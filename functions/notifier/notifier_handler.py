@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -31,13 +32,19 @@ def record_handler(record: DynamoDBRecord) -> dict[str, Any] | None:
     detail = state_change(change.old_image if change else None, change.new_image if change else None)
     if detail is not None:
         _notifier().publish([detail])
-        logger.info("state change published", uuid=detail["uuid"], event=detail["event"],
-                    from_state=detail["from_state"], to_state=detail["to_state"])
+        logger.info(
+            "state change published",
+            uuid=detail["uuid"],
+            event=detail["event"],
+            from_state=detail["from_state"],
+            to_state=detail["to_state"],
+        )
     return detail
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -118,29 +118,54 @@ class Harness:
         spec.setdefault("data", {"sample": str(uuidlib.uuid4())})
         return self.service.create_job(JobSpec(**spec))
 
-    def body(self, uuid: str, name: str, token: str, data: dict[str, Any] | None = None,
-             event_id: str | None = None, **extra: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"uuid": uuid, "name": name, "token": token,
-                                "event_id": event_id or str(uuidlib.uuid4())}
+    def body(
+        self,
+        uuid: str,
+        name: str,
+        token: str,
+        data: dict[str, Any] | None = None,
+        event_id: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "uuid": uuid,
+            "name": name,
+            "token": token,
+            "event_id": event_id or str(uuidlib.uuid4()),
+        }
         if data is not None:
             body["data"] = data
         body.update(extra)
         return body
 
-    def send(self, uuid: str, name: str, token: str, data: dict[str, Any] | None = None,
-             event_id: str | None = None, **extra: Any) -> str:
+    def send(
+        self,
+        uuid: str,
+        name: str,
+        token: str,
+        data: dict[str, Any] | None = None,
+        event_id: str | None = None,
+        **extra: Any,
+    ) -> str:
         body = self.body(uuid, name, token, data, event_id, **extra)
         self.send_raw(json.dumps(body), group=uuid, dedup=body["event_id"])
         return str(body["event_id"])
 
     def send_raw(self, text: str, group: str = "raw", dedup: str | None = None) -> None:
-        self.sqs.send_message(QueueUrl=self.resources.queue_url, MessageBody=text, MessageGroupId=group,
-                              MessageDeduplicationId=dedup or str(uuidlib.uuid4()))
+        self.sqs.send_message(
+            QueueUrl=self.resources.queue_url,
+            MessageBody=text,
+            MessageGroupId=group,
+            MessageDeduplicationId=dedup or str(uuidlib.uuid4()),
+        )
 
     def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
-            QueueUrl=self.resources.queue_url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=0,
-            AttributeNames=["All"], MessageSystemAttributeNames=["All"],
+            QueueUrl=self.resources.queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
         )
         return list(response.get("Messages", []))
 
@@ -209,7 +234,9 @@ def harness(stack: StackResources, monkeypatch: pytest.MonkeyPatch) -> Harness:
         clock=clock,
     )
     monkeypatch.setattr(worker_handler, "_deps", lambda: service)
-    arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     harness = Harness(stack, clock, service, sqs, s3, arn)
     harness.drop_queued()  # each test starts from an empty queue ...
     clear_table(stack.table_name)  # ... and table (moto copies the whole table on every transaction)

@@ -24,7 +24,9 @@ def count_versions(harness, archive_path: str) -> int:
     return total
 
 
-def test_reset_of_a_large_versioned_archive_survives_an_interruption_and_resumes(harness, monkeypatch) -> None:
+def test_reset_of_a_large_versioned_archive_survives_an_interruption_and_resumes(
+    harness, monkeypatch
+) -> None:
     # given a finished job whose archive holds 1,250 objects with 2 versions each (2,500 versions),
     # a delete marker, and a neighbour job whose archive must survive
     created, neighbour = harness.create(), harness.create()
@@ -139,7 +141,9 @@ def test_delete_hides_the_job_keeps_history_and_keeps_the_archive_unless_purged(
     job = harness.repo.get(uuid)
     assert job.deleted and job.tokens.token_hash is None and job.tokens.callback_hash is None
     assert all(j.uuid != uuid for j in harness.repo.list_jobs(JobFilter(), 100, None).jobs)
-    assert all(j.uuid != uuid for j in harness.repo.list_jobs(JobFilter(state=State.FINISHED), 100, None).jobs)
+    assert all(
+        j.uuid != uuid for j in harness.repo.list_jobs(JobFilter(state=State.FINISHED), 100, None).jobs
+    )
     assert all(j.uuid != uuid for j in harness.repo.list_jobs(JobFilter(tag="keep"), 100, None).jobs)
     assert [e["name"] for e in harness.history(uuid)] == ["run", "finish", "delete"]
     # and the archive is kept, or erased with every version

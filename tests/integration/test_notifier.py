@@ -18,8 +18,9 @@ def stream_event(stream_arn: str) -> dict[str, Any]:
     streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
     records = []
     for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         records += streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
     for r in records:
         r["eventSourceARN"] = stream_arn
@@ -41,7 +42,9 @@ def published(stack, monkeypatch) -> list[dict[str, Any]]:
         return real(**kwargs)
 
     monkeypatch.setattr(client, "put_events", recording_put_events)
-    monkeypatch.setattr(notifier_handler, "_notifier", lambda: EventBridgeNotifier(client, stack.event_bus_name))
+    monkeypatch.setattr(
+        notifier_handler, "_notifier", lambda: EventBridgeNotifier(client, stack.event_bus_name)
+    )
     return sent
 
 
@@ -69,8 +72,16 @@ def test_every_applied_state_change_is_published_once(harness, published) -> Non
     ]
     assert details[0]["event_id"] == ids["run"] and details[0]["uuid"] == uuid
     assert details[0]["pipeline_uuid"] == "pipeline-1" and details[0]["at"].endswith("Z")
-    assert set(details[0]) == {"uuid", "pipeline_uuid", "event", "event_id", "from_state", "to_state",
-                               "generation", "at"}
+    assert set(details[0]) == {
+        "uuid",
+        "pipeline_uuid",
+        "event",
+        "event_id",
+        "from_state",
+        "to_state",
+        "generation",
+        "at",
+    }
     # and nothing secret travels with them
     text = json.dumps(published)
     assert created.token not in text and created.callback_token not in text and "hash" not in text

@@ -68,12 +68,20 @@ def test_two_workers_applying_events_to_one_job_concurrently_lose_nothing(harnes
 
     def container():
         s = harness.service
-        return type(s)(s.settings, AtomicRequests(s.repo), queue=s.queue, archive=s.archive,
-                       admin_keys=s.admin_keys, clock=harness.clock)
+        return type(s)(
+            s.settings,
+            AtomicRequests(s.repo),
+            queue=s.queue,
+            archive=s.archive,
+            admin_keys=s.admin_keys,
+            clock=harness.clock,
+        )
 
     updates = [harness.body(uuid, "update", harness.admin(), data={"i": i}) for i in range(20)]
-    reruns = [harness.body(uuid, name, harness.admin(), data={"keep_archive": True} if name == "reset" else None)
-              for name in ["reset", "run"] * 4]
+    reruns = [
+        harness.body(uuid, name, harness.admin(), data={"keep_archive": True} if name == "reset" else None)
+        for name in ["reset", "run"] * 4
+    ]
     errors: list[BaseException] = []
 
     def work(bodies: list[dict]) -> None:
@@ -103,7 +111,10 @@ def test_two_workers_applying_events_to_one_job_concurrently_lose_nothing(harnes
     for body in updates:
         entry = by_id[body["event_id"]]
         assert (entry["outcome"], entry["from_state"]) in {
-            ("applied", "CREATED"), ("applied", "RUNNING"), ("rejected", "RESET")}
+            ("applied", "CREATED"),
+            ("applied", "RUNNING"),
+            ("rejected", "RESET"),
+        }
     # (a refusal records the generation it was refused in, which a racing rerun may since have passed)
     generations = [e["generation"] for e in history if e["outcome"] == "applied"]
     assert generations == sorted(generations)
@@ -147,9 +158,14 @@ def test_stale_expectation_costs_a_retry_not_a_wrong_history(harness) -> None:
     uuid = created.job.uuid
     harness.send(uuid, "update", harness.admin())
     harness.work()  # the worker now believes CREATED
-    other = type(harness.service)(harness.service.settings, harness.repo, queue=harness.service.queue,
-                                  archive=harness.service.archive, admin_keys=harness.service.admin_keys,
-                                  clock=harness.clock)
+    other = type(harness.service)(
+        harness.service.settings,
+        harness.repo,
+        queue=harness.service.queue,
+        archive=harness.service.archive,
+        admin_keys=harness.service.admin_keys,
+        clock=harness.clock,
+    )
     other.handle_message(harness.body(uuid, "run", harness.admin()), fallback_event_id="x")
     # when the first worker applies finish with its stale belief
     finish_id = harness.send(uuid, "finish", harness.admin(), expect=["CREATED", 1])

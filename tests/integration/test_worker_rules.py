@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from jobcore.states import EVENT_NAMES, TRANSITIONS, State
@@ -41,7 +43,9 @@ def test_every_event_from_every_state_follows_the_table(harness, state: State, e
     uuid = drive_to(harness, state)
     row = TRANSITIONS[event]
     # when an admin sends `event`
-    event_id = harness.send(uuid, event, harness.admin(), data={"keep_archive": True} if event == "reset" else None)
+    event_id = harness.send(
+        uuid, event, harness.admin(), data={"keep_archive": True} if event == "reset" else None
+    )
     harness.work()
     # then it is applied exactly as the table says, or rejected with its reason and nothing changes
     entry = harness.repo.event(uuid, event_id)
@@ -79,8 +83,15 @@ def test_run_with_job_token_records_history_and_counts_use(harness) -> None:
     assert job.state_times["run_at"] == job.updated_at == job.state_entered_at
     [entry] = harness.history(uuid)
     assert entry == {
-        "event_id": event_id, "name": "run", "data": {"progress": 1}, "at": job.updated_at,
-        "outcome": "applied", "from_state": "CREATED", "to_state": "RUNNING", "generation": 1, "by": "job",
+        "event_id": event_id,
+        "name": "run",
+        "data": {"progress": 1},
+        "at": job.updated_at,
+        "outcome": "applied",
+        "from_state": "CREATED",
+        "to_state": "RUNNING",
+        "generation": 1,
+        "by": "job",
     }
 
 
@@ -182,8 +193,16 @@ def test_unknown_job_is_acknowledged_and_not_recorded(harness) -> None:
         '{"uuid": "%(uuid)s", "name": "run", "token": "x", "surprise": 1}',
         '{"uuid": "not-a-uuid", "name": "run", "token": "x"}',
     ],
-    ids=["not-json", "array", "uuid-only", "no-token", "unknown-event", "data-not-object", "extra-field",
-         "bad-uuid"],
+    ids=[
+        "not-json",
+        "array",
+        "uuid-only",
+        "no-token",
+        "unknown-event",
+        "data-not-object",
+        "extra-field",
+        "bad-uuid",
+    ],
 )
 def test_malformed_message_is_recorded_when_its_job_exists_and_acknowledged(harness, body: str) -> None:
     # given a job
@@ -233,7 +252,11 @@ def test_ready_moves_a_reset_job_to_created_in_the_next_generation(harness) -> N
     # then it is CREATED, generation 2, and the history says why
     job = harness.repo.get(uuid)
     assert (job.state, job.generation) == (State.CREATED, 2)
-    assert [(e["name"], e["to_state"], e["generation"]) for e in harness.history(uuid)][-1] == ("ready", "CREATED", 2)
+    assert [(e["name"], e["to_state"], e["generation"]) for e in harness.history(uuid)][-1] == (
+        "ready",
+        "CREATED",
+        2,
+    )
 
 
 def test_events_of_one_job_are_applied_in_the_order_they_were_sent(harness) -> None:
@@ -241,13 +264,24 @@ def test_events_of_one_job_are_applied_in_the_order_they_were_sent(harness) -> N
     created = harness.create()
     uuid = created.job.uuid
     # when a stream of events is sent
-    names = ["run", "update", "update", "resource", "finish", "index", "indexed", "validate", "validated",
-             "finalize", "retire"]
+    names = [
+        "run",
+        "update",
+        "update",
+        "resource",
+        "finish",
+        "index",
+        "indexed",
+        "validate",
+        "validated",
+        "finalize",
+        "retire",
+    ]
     ids = [harness.send(uuid, name, harness.admin(), data={"i": i}) for i, name in enumerate(names)]
     harness.work()
     # then the history is exactly that sequence, all applied, states chained
     history = harness.history(uuid)
     assert [e["event_id"] for e in history] == ids
     assert all(e["outcome"] == "applied" for e in history)
-    assert all(a["to_state"] == b["from_state"] for a, b in zip(history, history[1:], strict=False))
+    assert all(a["to_state"] == b["from_state"] for a, b in itertools.pairwise(history))
     assert harness.state(uuid) == "RETIRED"

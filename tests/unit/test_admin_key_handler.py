@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import admin_key_handler
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
+import admin_key_handler
 
 PARAMETER = "/teststack/admin-key"
 CONTEXT = SimpleNamespace(log_stream_name="2024/01/01/[$LATEST]abc")

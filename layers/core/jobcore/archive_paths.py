@@ -27,7 +27,7 @@ def split_s3_url(url: str) -> tuple[str, str]:
     """('bucket', 'key/prefix/') of an s3:// URL."""
     if not url.startswith("s3://"):
         raise InvalidArchivePath("archive_path must be an s3:// URL")
-    bucket, _, key = url[len("s3://"):].partition("/")
+    bucket, _, key = url[len("s3://") :].partition("/")
     return bucket, key
 
 
@@ -42,7 +42,7 @@ def check_archive_path(path: str, *, bucket: str, prefix: str, pipeline_uuid: st
     prefix_segments = prefix.strip("/").split("/")
     if segments[: len(prefix_segments)] != prefix_segments:
         raise InvalidArchivePath(f"archive_path must be under s3://{bucket}/{prefix}/")
-    own = segments[len(prefix_segments):]
+    own = segments[len(prefix_segments) :]
     if any(s in ("", ".", "..") or not _SEGMENT.fullmatch(s) for s in own):
         raise InvalidArchivePath(
             "archive_path folders must be non-empty, not '.' or '..', and use only letters, digits and !_.*'()=+,@ -"

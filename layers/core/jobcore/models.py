@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from jobcore.errors import InvalidRequest, PayloadTooLarge, UnknownEvent
 from jobcore.ids import canonical_json, is_uuid
@@ -146,12 +154,25 @@ class DeleteEvent(_Strict):
 
 
 LifecycleEvent = Annotated[
-    RunEvent | UpdateEvent | ResourceEvent | FailEvent | FinishEvent | IndexEvent | IndexedEvent
-    | ValidateEvent | ValidatedEvent | RejectEvent | FinalizeEvent | RetireEvent | CancelEvent
-    | ResetEvent | ReadyEvent | DeleteEvent,
+    RunEvent
+    | UpdateEvent
+    | ResourceEvent
+    | FailEvent
+    | FinishEvent
+    | IndexEvent
+    | IndexedEvent
+    | ValidateEvent
+    | ValidatedEvent
+    | RejectEvent
+    | FinalizeEvent
+    | RetireEvent
+    | CancelEvent
+    | ResetEvent
+    | ReadyEvent
+    | DeleteEvent,
     Field(discriminator="name"),
 ]
-_EVENT_ADAPTER: Final = TypeAdapter(LifecycleEvent)
+_EVENT_ADAPTER: Final[TypeAdapter[Any]] = TypeAdapter(LifecycleEvent)
 
 
 def event_data(event: Any) -> dict[str, Any]:

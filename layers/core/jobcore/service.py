@@ -240,12 +240,22 @@ class JobService:
             to_state = row.target or expected_state
             generation = expected_generation + (1 if effect is Effect.NEXT_GENERATION else 0)
             command = ApplyCommand(
-                uuid=uuid, event_id=event_id, name=name, data=data, by=by, token_hash=token_hash,
-                expected_state=expected_state, expected_generation=expected_generation,
-                to_state=to_state, effect=effect, now=now, count_use=by is Actor.JOB,
+                uuid=uuid,
+                event_id=event_id,
+                name=name,
+                data=data,
+                by=by,
+                token_hash=token_hash,
+                expected_state=expected_state,
+                expected_generation=expected_generation,
+                to_state=to_state,
+                effect=effect,
+                now=now,
+                count_use=by is Actor.JOB,
             )
-            entry = HistoryEntry(event_id, name, data, iso(now), Outcome.APPLIED, expected_state, to_state,
-                                 generation, by)
+            entry = HistoryEntry(
+                event_id, name, data, iso(now), Outcome.APPLIED, expected_state, to_state, generation, by
+            )
             conflict = self.repo.apply(command, entry)
             if conflict is None:
                 self._remember(uuid, to_state, generation)
@@ -283,16 +293,24 @@ class JobService:
         return None
 
     def _record_refusal(
-        self, job: Job, event_id: str, name: str, data: dict[str, Any], by: Actor | None, reason: str,
+        self,
+        job: Job,
+        event_id: str,
+        name: str,
+        data: dict[str, Any],
+        by: Actor | None,
+        reason: str,
         ignored: bool,
     ) -> Result:
         outcome = Outcome.IGNORED if ignored else Outcome.REJECTED
         now = self.clock.now()
-        entry = HistoryEntry(event_id, name, _trim(data), iso(now), outcome, job.state,
-                             job.state, job.generation, by, reason)
+        entry = HistoryEntry(
+            event_id, name, _trim(data), iso(now), outcome, job.state, job.state, job.generation, by, reason
+        )
         recorded = self.repo.record(job.uuid, entry, now)
-        return Result(outcome if recorded else "duplicate", job.uuid, name, event_id, reason, job.state,
-                      job.state)
+        return Result(
+            outcome if recorded else "duplicate", job.uuid, name, event_id, reason, job.state, job.state
+        )
 
     def _reject(
         self, uuid: str, event_id: str, name: Any, data: Any, reason: str, by: Actor | None
@@ -315,7 +333,9 @@ class JobService:
 
     # -- follow-ups: archive erasure -----------------------------------------------------------------
 
-    def _after_applied(self, uuid: str, name: str, event_id: str, data: dict[str, Any], generation: int) -> None:
+    def _after_applied(
+        self, uuid: str, name: str, event_id: str, data: dict[str, Any], generation: int
+    ) -> None:
         if name == "reset":
             if data.get("keep_archive"):
                 self._complete_reset(uuid, event_id, generation)
@@ -332,9 +352,16 @@ class JobService:
     def _send_erase(self, uuid: str, purpose: str, event_id: str, generation: int, step: int) -> None:
         if self.queue is None:
             raise TransientError("no queue to continue the archive erasure on")
-        body = EraseMessage(
-            internal="erase", uuid=uuid, purpose=purpose, event_id=event_id, generation=generation,  # type: ignore[arg-type]
-            step=step, signature=self._signature(uuid, purpose, event_id, generation),
+        body = EraseMessage.model_validate(
+            {
+                "internal": "erase",
+                "uuid": uuid,
+                "purpose": purpose,
+                "event_id": event_id,
+                "generation": generation,
+                "step": step,
+                "signature": self._signature(uuid, purpose, event_id, generation),
+            }
         ).model_dump()
         self.queue.send(body, group_id=uuid, dedup_id=f"{event_id}:erase:{step}")
 
@@ -347,9 +374,17 @@ class JobService:
         if not hmac.compare_digest(expected, message.signature):
             return Result("unrecorded", message.uuid, "erase", message.event_id, "bad signature")
         job = self.repo.get(message.uuid)
-        current = job is not None and job.last_event_id == message.event_id and (
-            (message.purpose == "reset" and job.state is State.RESET and job.generation == message.generation)
-            or (message.purpose == "purge" and job.deleted)
+        current = (
+            job is not None
+            and job.last_event_id == message.event_id
+            and (
+                (
+                    message.purpose == "reset"
+                    and job.state is State.RESET
+                    and job.generation == message.generation
+                )
+                or (message.purpose == "purge" and job.deleted)
+            )
         )
         if job is None or not current:
             # Superseded (ready, another reset, a re-creation): erasing now could destroy new outputs.
@@ -361,7 +396,9 @@ class JobService:
             self.repo.add_erased(job.uuid, deleted)
         logger.info("erased %d objects of job %s (step %d, done=%s)", deleted, job.uuid, message.step, done)
         if not done:
-            self._send_erase(job.uuid, message.purpose, message.event_id, message.generation, message.step + 1)
+            self._send_erase(
+                job.uuid, message.purpose, message.event_id, message.generation, message.step + 1
+            )
             return Result(Outcome.APPLIED, job.uuid, "erase", message.event_id, f"{deleted} objects erased")
         if message.purpose == "reset":
             return self._complete_reset(job.uuid, message.event_id, message.generation)
@@ -372,12 +409,31 @@ class JobService:
         now = self.clock.now()
         event_id = f"{reset_event_id}:{ERASED}"
         command = ApplyCommand(
-            uuid=uuid, event_id=event_id, name=ERASED, data={}, by=Actor.ADMIN, token_hash=None,
-            expected_state=State.RESET, expected_generation=generation, to_state=State.CREATED,
-            effect=Effect.NEXT_GENERATION, now=now, expected_last_event_id=reset_event_id,
+            uuid=uuid,
+            event_id=event_id,
+            name=ERASED,
+            data={},
+            by=Actor.ADMIN,
+            token_hash=None,
+            expected_state=State.RESET,
+            expected_generation=generation,
+            to_state=State.CREATED,
+            effect=Effect.NEXT_GENERATION,
+            now=now,
+            expected_last_event_id=reset_event_id,
         )
-        entry = HistoryEntry(event_id, ERASED, {}, iso(now), Outcome.APPLIED, State.RESET, State.CREATED,
-                             generation + 1, Actor.ADMIN, None)
+        entry = HistoryEntry(
+            event_id,
+            ERASED,
+            {},
+            iso(now),
+            Outcome.APPLIED,
+            State.RESET,
+            State.CREATED,
+            generation + 1,
+            Actor.ADMIN,
+            None,
+        )
         conflict = self.repo.apply(command, entry)
         if conflict is None:
             self._remember(uuid, State.CREATED, generation + 1)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobcore.tokens import RotationPolicy
 
@@ -43,7 +43,7 @@ class Settings:
     archive_prefix: str = "archive"
     event_bus_name: str = "default"
     admin_token_lifetime: int = 3600
-    rotation: RotationPolicy = RotationPolicy()
+    rotation: RotationPolicy = field(default_factory=RotationPolicy)
     max_data_bytes: int = 65536
     erase_batch_seconds: float = 20.0
     public_api_url: str | None = None

@@ -54,38 +54,90 @@ class Transition:
 
 TRANSITIONS: Final = MappingProxyType(
     {
-        "run": Transition(frozenset({State.CREATED, State.RUNNING}), State.RUNNING, _ANYONE,
-                          "the job started (or is still) running"),
-        "update": Transition(frozenset({State.CREATED, State.RUNNING, State.INDEXING, State.VALIDATING}),
-                             None, _ANYONE, "progress note; the state is unchanged"),
-        "resource": Transition(frozenset({State.CREATED, State.RUNNING}), None, _ANYONE,
-                               "the compute platform reports a resource status"),
-        "fail": Transition(frozenset({State.CREATED, State.RUNNING, State.INDEXING, State.VALIDATING}),
-                           State.FAILED, _ANYONE, "the job failed"),
-        "finish": Transition(frozenset({State.RUNNING, State.FINISHED}), State.FINISHED, _ANYONE,
-                             "the job finished its computation"),
-        "index": Transition(frozenset({State.FINISHED, State.INDEXING}), State.INDEXING, _JOB_OR_ADMIN,
-                            "outputs are being indexed"),
-        "indexed": Transition(frozenset({State.FINISHED, State.INDEXING}), State.FINISHED, _JOB_OR_ADMIN,
-                              "indexing is done"),
-        "validate": Transition(frozenset({State.FINISHED, State.VALIDATED}), State.VALIDATING, _JOB_OR_ADMIN,
-                               "outputs are being validated"),
-        "validated": Transition(frozenset({State.VALIDATING, State.VALIDATED}), State.VALIDATED,
-                                _JOB_OR_ADMIN, "outputs passed validation"),
-        "reject": Transition(frozenset({State.VALIDATING}), State.REJECTED, _JOB_OR_ADMIN,
-                             "outputs failed validation"),
-        "finalize": Transition(frozenset({State.VALIDATED}), State.FINALIZED, _JOB_OR_ADMIN,
-                               "the job is complete and final"),
+        "run": Transition(
+            frozenset({State.CREATED, State.RUNNING}),
+            State.RUNNING,
+            _ANYONE,
+            "the job started (or is still) running",
+        ),
+        "update": Transition(
+            frozenset({State.CREATED, State.RUNNING, State.INDEXING, State.VALIDATING}),
+            None,
+            _ANYONE,
+            "progress note; the state is unchanged",
+        ),
+        "resource": Transition(
+            frozenset({State.CREATED, State.RUNNING}),
+            None,
+            _ANYONE,
+            "the compute platform reports a resource status",
+        ),
+        "fail": Transition(
+            frozenset({State.CREATED, State.RUNNING, State.INDEXING, State.VALIDATING}),
+            State.FAILED,
+            _ANYONE,
+            "the job failed",
+        ),
+        "finish": Transition(
+            frozenset({State.RUNNING, State.FINISHED}),
+            State.FINISHED,
+            _ANYONE,
+            "the job finished its computation",
+        ),
+        "index": Transition(
+            frozenset({State.FINISHED, State.INDEXING}),
+            State.INDEXING,
+            _JOB_OR_ADMIN,
+            "outputs are being indexed",
+        ),
+        "indexed": Transition(
+            frozenset({State.FINISHED, State.INDEXING}), State.FINISHED, _JOB_OR_ADMIN, "indexing is done"
+        ),
+        "validate": Transition(
+            frozenset({State.FINISHED, State.VALIDATED}),
+            State.VALIDATING,
+            _JOB_OR_ADMIN,
+            "outputs are being validated",
+        ),
+        "validated": Transition(
+            frozenset({State.VALIDATING, State.VALIDATED}),
+            State.VALIDATED,
+            _JOB_OR_ADMIN,
+            "outputs passed validation",
+        ),
+        "reject": Transition(
+            frozenset({State.VALIDATING}), State.REJECTED, _JOB_OR_ADMIN, "outputs failed validation"
+        ),
+        "finalize": Transition(
+            frozenset({State.VALIDATED}), State.FINALIZED, _JOB_OR_ADMIN, "the job is complete and final"
+        ),
         "retire": Transition(
-            frozenset({State.FAILED, State.FINISHED, State.VALIDATING, State.VALIDATED, State.REJECTED,
-                       State.FINALIZED}),
-            State.RETIRED, _JOB_OR_ADMIN, "the job's results are withdrawn from use"),
-        "cancel": Transition(frozenset({State.CREATED}), State.CANCELED, _JOB_OR_ADMIN,
-                             "the job is canceled before it ran"),
-        "reset": Transition(_ALL, State.RESET, _ADMIN,
-                            "erase the archive and revoke tokens; CREATED again once erased"),
-        "ready": Transition(frozenset({State.RESET}), State.CREATED, _ADMIN,
-                            "mark a reset job ready without waiting for erasure"),
+            frozenset(
+                {
+                    State.FAILED,
+                    State.FINISHED,
+                    State.VALIDATING,
+                    State.VALIDATED,
+                    State.REJECTED,
+                    State.FINALIZED,
+                }
+            ),
+            State.RETIRED,
+            _JOB_OR_ADMIN,
+            "the job's results are withdrawn from use",
+        ),
+        "cancel": Transition(
+            frozenset({State.CREATED}), State.CANCELED, _JOB_OR_ADMIN, "the job is canceled before it ran"
+        ),
+        "reset": Transition(
+            _ALL, State.RESET, _ADMIN, "erase the archive and revoke tokens; CREATED again once erased"
+        ),
+        "ready": Transition(
+            frozenset({State.RESET}),
+            State.CREATED,
+            _ADMIN,
+            "mark a reset job ready without waiting for erasure",
+        ),
         "delete": Transition(_ALL, None, _ADMIN, "remove the job from listings and lookups"),
     }
 )
@@ -113,8 +165,22 @@ CALLBACK_STATUS_EVENTS: Final = MappingProxyType(
     }
 )
 KNOWN_RESOURCE_STATUSES: Final = frozenset(
-    {"CREATED", "PENDING", "SUBMITTED", "QUEUED", "PROCESSING_INPUTS", "STAGING_INPUTS", "STAGING_JOB",
-     "STAGED", "BLOCKED", "PAUSED", "ARCHIVING", "ARCHIVING_FINISHED", "CLEANING_UP", "HEARTBEAT"}
+    {
+        "CREATED",
+        "PENDING",
+        "SUBMITTED",
+        "QUEUED",
+        "PROCESSING_INPUTS",
+        "STAGING_INPUTS",
+        "STAGING_JOB",
+        "STAGED",
+        "BLOCKED",
+        "PAUSED",
+        "ARCHIVING",
+        "ARCHIVING_FINISHED",
+        "CLEANING_UP",
+        "HEARTBEAT",
+    }
 )
 
 

@@ -22,8 +22,8 @@ from typing import Final
 
 from jobcore.states import Actor
 
-JOB_TOKEN_PREFIX: Final = "pjt_"
-CALLBACK_TOKEN_PREFIX: Final = "pjc_"
+JOB_TOKEN_PREFIX: Final = "pjt_"  # noqa: S105 (a public prefix, not a secret)
+CALLBACK_TOKEN_PREFIX: Final = "pjc_"  # noqa: S105
 _TOKEN_BYTES: Final = 32  # 256 bits of randomness
 _ADMIN_TOKEN = re.compile(r"[0-9a-f]{64}")
 _RANDOM_TOKEN = re.compile(r"pj[tc]_[A-Za-z0-9_-]{43}")

@@ -62,11 +62,18 @@ EVENT_SK_PREFIX: Final = "EVT#"
 ALL_JOBS: Final = "JOB"
 
 # Error codes that mean "the machinery is busy", not "the request is wrong".
-_TRANSIENT_CODES: Final = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "TransactionConflict", "TransactionInProgressException",
-    "LimitExceededException",
-})
+_TRANSIENT_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflict",
+        "TransactionInProgressException",
+        "LimitExceededException",
+    }
+)
 
 
 def pk(uuid: str) -> str:
@@ -103,7 +110,7 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         updated_at = UnicodeAttribute(range_key=True)
 
     class JobItem(Model):
-        Meta = table_meta()
+        Meta = table_meta()  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         uuid = UnicodeAttribute()
@@ -116,9 +123,9 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         state_entered_at = UnicodeAttribute()
         last_event = UnicodeAttribute(null=True)
         last_event_id = UnicodeAttribute(null=True)
-        child_of = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[var-annotated]
+        child_of = ListAttribute(of=UnicodeAttribute, null=True)
         name = UnicodeAttribute(null=True)
-        tags = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[var-annotated]
+        tags = ListAttribute(of=UnicodeAttribute, null=True)
         session = UnicodeAttribute(null=True)
         agent = UnicodeAttribute(null=True)
         task = UnicodeAttribute(null=True)
@@ -153,7 +160,7 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         hist = UnicodeAttribute(range_key=True)
 
     class HistoryItem(Model):
-        Meta = table_meta()
+        Meta = table_meta()  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         hist = UnicodeAttribute()
@@ -170,7 +177,7 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         history = HistoryOrder()
 
     class DataItem(Model):
-        Meta = table_meta()
+        Meta = table_meta()  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         data = UnicodeAttribute()
@@ -195,7 +202,9 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
     except (ValueError, TypeError):
-        raise InvalidRequest("the 'next' cursor is not valid; pass back the value a listing returned") from None
+        raise InvalidRequest(
+            "the 'next' cursor is not valid; pass back the value a listing returned"
+        ) from None
     if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
         raise InvalidRequest("the 'next' cursor is not valid; pass back the value a listing returned")
     return key
@@ -290,14 +299,29 @@ class DynamoJobRepository:
     def create(self, job: Job, data: dict[str, Any]) -> None:
         J = self.JobItem
         item = J(
-            pk(job.uuid), JOB_SK,
-            uuid=job.uuid, pipeline_uuid=job.pipeline_uuid, state=str(job.state), generation=job.generation,
-            archive_path=job.archive_path, created_at=job.created_at, updated_at=job.updated_at,
-            state_entered_at=job.state_entered_at, child_of=list(job.child_of) or None, name=job.name,
-            tags=list(job.tags) or None, session=job.session, agent=job.agent, task=job.task,
-            token_hash=job.tokens.token_hash, token_issued_at=job.tokens.issued_at, token_uses=0,
+            pk(job.uuid),
+            JOB_SK,
+            uuid=job.uuid,
+            pipeline_uuid=job.pipeline_uuid,
+            state=str(job.state),
+            generation=job.generation,
+            archive_path=job.archive_path,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            state_entered_at=job.state_entered_at,
+            child_of=list(job.child_of) or None,
+            name=job.name,
+            tags=list(job.tags) or None,
+            session=job.session,
+            agent=job.agent,
+            task=job.task,
+            token_hash=job.tokens.token_hash,
+            token_issued_at=job.tokens.issued_at,
+            token_uses=0,
             callback_hash=job.tokens.callback_hash,
-            idx_all=ALL_JOBS, idx_state=str(job.state), idx_pipeline=job.pipeline_uuid,
+            idx_all=ALL_JOBS,
+            idx_state=str(job.state),
+            idx_pipeline=job.pipeline_uuid,
         )
         try:
             with TransactWrite(connection=self._connection) as tx:
@@ -349,15 +373,21 @@ class DynamoJobRepository:
         if c.effect in (Effect.REVOKE, Effect.DELETE):
             actions += [J.token_hash.remove(), J.callback_hash.remove(), J.grace.remove()]
         if c.effect is Effect.DELETE:
-            actions += [J.deleted_at.set(stamp), J.idx_all.remove(), J.idx_state.remove(),
-                        J.idx_pipeline.remove()]
+            actions += [
+                J.deleted_at.set(stamp),
+                J.idx_all.remove(),
+                J.idx_state.remove(),
+                J.idx_pipeline.remove(),
+            ]
         if c.effect is Effect.REVOKE:
             actions.append(J.erased_objects.set(0))
 
         history = self._history_item(c.uuid, entry, iso_us(c.now))
         try:
             with TransactWrite(connection=self._connection) as tx:
-                tx.update(J(pk(c.uuid), JOB_SK), actions=actions, condition=condition, return_values="ALL_OLD")
+                tx.update(
+                    J(pk(c.uuid), JOB_SK), actions=actions, condition=condition, return_values="ALL_OLD"
+                )
                 # the event id is new to this job: a redelivered event has no second effect
                 tx.save(history, condition=self.HistoryItem.sk.does_not_exist())
         except TransactWriteError as error:
@@ -367,7 +397,9 @@ class DynamoJobRepository:
     def _conflict(self, error: TransactWriteError) -> Conflict:
         reasons = error.cancellation_reasons or []
         if _transient(error) or len(reasons) < 2:
-            raise TransientError(f"DynamoDB could not apply the event now: {error.cause_response_code}") from error
+            raise TransientError(
+                f"DynamoDB could not apply the event now: {error.cause_response_code}"
+            ) from error
         # PynamoDB sends puts before updates: [history put, job update].
         history_reason, job_reason = reasons[0], reasons[1]
         duplicate = history_reason is not None and history_reason.code == "ConditionalCheckFailed"
@@ -385,12 +417,16 @@ class DynamoJobRepository:
         except PutError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False
-            raise TransientError(f"recording event {entry.event_id} failed: {error.cause_response_code}") from error
+            raise TransientError(
+                f"recording event {entry.event_id} failed: {error.cause_response_code}"
+            ) from error
         return True
 
     def replace_tokens(self, uuid: str, expected_hash: str | None, tokens: TokenState) -> bool:
         J = self.JobItem
-        still_current = J.token_hash.does_not_exist() if expected_hash is None else J.token_hash == expected_hash
+        still_current = (
+            J.token_hash.does_not_exist() if expected_hash is None else J.token_hash == expected_hash
+        )
         actions = [
             J.token_issued_at.set(tokens.issued_at),
             J.token_uses.set(tokens.uses),
@@ -418,7 +454,9 @@ class DynamoJobRepository:
             J(pk(uuid), JOB_SK).update(actions=[J.erased_objects.add(count)], condition=J.pk.exists())
         except UpdateError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
-                raise TransientError(f"recording erasure progress failed: {error.cause_response_code}") from error
+                raise TransientError(
+                    f"recording erasure progress failed: {error.cause_response_code}"
+                ) from error
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -440,7 +478,9 @@ class DynamoJobRepository:
 
     def event(self, uuid: str, event_id: str) -> HistoryEntry | None:
         try:
-            return self._entry(self.HistoryItem.get(pk(uuid), EVENT_SK_PREFIX + event_id, consistent_read=True))
+            return self._entry(
+                self.HistoryItem.get(pk(uuid), EVENT_SK_PREFIX + event_id, consistent_read=True)
+            )
         except DoesNotExist:
             return None
         except GetError as error:
@@ -449,13 +489,18 @@ class DynamoJobRepository:
     def history(self, uuid: str, limit: int, cursor: str | None) -> HistoryPage:
         try:
             results = self.HistoryItem.history.query(
-                pk(uuid), scan_index_forward=True, limit=limit, last_evaluated_key=decode_cursor(cursor),
+                pk(uuid),
+                scan_index_forward=True,
+                limit=limit,
+                last_evaluated_key=decode_cursor(cursor),
                 consistent_read=True,
             )
             entries = [self._entry(item) for item in results]
         except QueryError as error:
             raise TransientError(f"reading history failed: {error.cause_response_code}") from error
-        return HistoryPage(entries, encode_cursor(results.last_evaluated_key if len(entries) == limit else None))
+        return HistoryPage(
+            entries, encode_cursor(results.last_evaluated_key if len(entries) == limit else None)
+        )
 
     def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
         J = self.JobItem
@@ -486,8 +531,12 @@ class DynamoJobRepository:
             # A filter can leave a page short; keep reading (a query, never a scan) until it is full.
             while True:
                 results = index.query(
-                    key, range_key_condition=range_condition, filter_condition=filter_condition,
-                    scan_index_forward=False, limit=limit - len(jobs), last_evaluated_key=last_key,
+                    key,
+                    range_key_condition=range_condition,
+                    filter_condition=filter_condition,
+                    scan_index_forward=False,
+                    limit=limit - len(jobs),
+                    last_evaluated_key=last_key,
                 )
                 for item in results:
                     jobs.append(self._job(item))

@@ -22,8 +22,13 @@ class EventBridgeNotifier:
         """Publish up to 10 notifications per call; raises TransientError if any entry failed."""
         for start in range(0, len(details), 10):
             entries = [
-                {"Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": json.dumps(d), "EventBusName": self.bus_name}
-                for d in details[start:start + 10]
+                {
+                    "Source": SOURCE,
+                    "DetailType": DETAIL_TYPE,
+                    "Detail": json.dumps(d),
+                    "EventBusName": self.bus_name,
+                }
+                for d in details[start : start + 10]
             ]
             try:
                 response = self.events.put_events(Entries=entries)

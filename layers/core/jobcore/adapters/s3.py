@@ -38,7 +38,9 @@ class S3ArchiveStore:
                 response = self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                 errors = response.get("Errors") or []
                 if errors:
-                    raise TransientError(f"S3 refused to delete {len(errors)} objects: {errors[0].get('Code')}")
+                    raise TransientError(
+                        f"S3 refused to delete {len(errors)} objects: {errors[0].get('Code')}"
+                    )
                 deleted += len(keys)
                 if deadline():
                     return deleted, False
