@@ -1,0 +1,707 @@
+"""The Python SDK: a thin, fluent wrapper around the HTTP API (SPEC section 5), stdlib only.
+
+    from pipelinejobs import Client
+
+    client = Client()                       # PIPELINEJOBS_URL, PIPELINEJOBS_TOKEN / PIPELINEJOBS_ADMIN_KEY
+    job = client.create_job("pipe-1", {"sample": "S1"}, tags=["nightly"])
+    job.run({"host": "node-7"}).update(progress=0.5).finish()
+    job.wait_for("FINISHED", timeout=30)    # events are applied asynchronously by the queue worker
+    for entry in job.history():
+        print(entry["name"], entry["outcome"])
+
+Credentials. A `Client` holds the caller's credential: an admin token (`token=`, or `PIPELINEJOBS_TOKEN`),
+or better the admin key (`admin_key=`, or `PIPELINEJOBS_ADMIN_KEY`), from which a fresh admin token is
+computed for every request, so a long-running process never holds an expired one. A `Job` handle
+holds the job's own token when it has one (from `create_job`, `Job.rotate_token`, or `client.job(uuid,
+token=...)`) and uses the client's credential otherwise. Admin-only events (reset, ready, delete) always
+use the client's credential when it has one.
+
+Token following. Every mutating response carries `token`, the token to use next (job tokens rotate,
+SPEC section 4). A handle replaces its token with it after each request, so callers never see rotation.
+A handle may be shared between threads: its token is read and replaced under a lock, and if a request
+fails with 401 because another thread's request rotated the token meanwhile, it is retried once with
+the newer token. A rotated-out token stays valid for the server's grace period (600 s by default), so
+requests already in flight with it still succeed. Two *separate* handles (or processes) driving one job
+each follow their own responses; give each its own handle, or drive the job as an admin.
+
+Retries. Connection failures before a request was sent, 429 and 503 are retried with exponential
+backoff and jitter (honouring `Retry-After`); a GET is also retried after a dropped connection, 502 or
+504. A POST is not resent once it may have reached the server, since it could then be applied twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import http.client
+import json
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pipelinejobs.errors import (
+    Conflict,
+    EventNotAllowed,
+    EventRejected,
+    JobExists,
+    JobFailed,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    WaitTimeout,
+    error_for_response,
+)
+
+__all__ = ["DEFAULT_URL", "FAILURE_STATES", "Client", "Job"]
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+# States `wait_for` gives up on at once, unless one of them is what it waits for.
+FAILURE_STATES = frozenset({"FAILED", "REJECTED", "CANCELED"})
+# A pseudo-state for `wait_for`: the job no longer exists (after `delete`).
+DELETED = "DELETED"
+ADMIN_EVENTS = frozenset({"reset", "ready", "delete"})
+
+_USER_AGENT = "pipelinejobs-sdk/0.1"
+_RETRY_ALWAYS = frozenset({429, 503})
+_RETRY_IF_IDEMPOTENT = frozenset({502, 504})
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _timestamp(value: str | _dt.datetime | None) -> str | None:
+    """ISO-8601 UTC with milliseconds, as the API writes them; strings pass through unchanged."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    return value.astimezone(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+class Client:
+    """A connection to one pipelinejobs API (the local stack or a deployed stack).
+
+    url: base URL (`PIPELINEJOBS_URL`, default http://127.0.0.1:8765).
+    token: a credential sent with every request that has no more specific one, usually an admin
+        token (`PIPELINEJOBS_TOKEN`). admin_key: the admin key (`PIPELINEJOBS_ADMIN_KEY`); a fresh admin
+        token is computed from it per request. An explicit argument beats the environment; `token`
+        beats `admin_key`.
+    timeout: seconds per HTTP request. retries: extra attempts on retriable failures (see the module
+        doc). backoff / max_backoff: first and largest delay between attempts, in seconds.
+    poll_interval / max_poll_interval: first and largest delay between `wait_for` polls.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        admin_key: str | None = None,
+        admin_token_lifetime: int = 3600,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+        poll_interval: float = 0.1,
+        max_poll_interval: float = 2.0,
+    ) -> None:
+        self.url = (url or _env("PIPELINEJOBS_URL") or DEFAULT_URL).rstrip("/")
+        if urllib.parse.urlsplit(self.url).scheme not in {"http", "https"}:
+            raise ValueError(f"the API URL must be http(s)://..., not {self.url!r}")
+        if token is None and admin_key is None:
+            token, admin_key = _env("PIPELINEJOBS_TOKEN"), _env("PIPELINEJOBS_ADMIN_KEY")
+        self._token = token or None
+        self._admin_key = None if self._token else (admin_key or None)
+        self.admin_token_lifetime = admin_token_lifetime
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        # Replaceable in tests.
+        self._sleep = time.sleep
+        self._monotonic = time.monotonic
+        self._opener = urllib.request.build_opener()
+
+    def __repr__(self) -> str:
+        kind = "admin key" if self._admin_key else ("token" if self._token else "no credential")
+        return f"Client({self.url!r}, {kind})"
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str | None:
+        """The client's credential for the next request (a fresh admin token when it holds the key)."""
+        if self._token:
+            return self._token
+        if self._admin_key:
+            from jobcore.tokens import admin_token
+
+            return admin_token(self._admin_key, time.time(), self.admin_token_lifetime)
+        return None
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        pipeline_uuid: str,
+        data: Mapping[str, Any],
+        *,
+        child_of: Sequence[str] | None = None,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        session: str | None = None,
+        agent: str | None = None,
+        task: str | None = None,
+        archive_path: str | None = None,
+        exist_ok: bool = False,
+    ) -> Job:
+        """Create a job (admin) and return its handle, holding the job's first token.
+
+        The uuid is derived from pipeline_uuid, child_of and data: creating the same job twice raises
+        `JobExists` (a `Conflict`, with `.uuid`), unless `exist_ok`, which returns a handle to the
+        existing job using the client's credential. Raises BadRequest, Unauthorized, Forbidden,
+        PayloadTooLarge, ServiceUnavailable.
+        """
+        body = _compact(
+            {
+                "pipeline_uuid": pipeline_uuid,
+                "data": dict(data),
+                "child_of": list(child_of) if child_of is not None else None,
+                "name": name,
+                "tags": list(tags) if tags is not None else None,
+                "session": session,
+                "agent": agent,
+                "task": task,
+                "archive_path": archive_path,
+            }
+        )
+        try:
+            created = self._request("POST", "/jobs", body=body, token=self.token)
+        except JobExists as error:
+            if not exist_ok or not error.uuid:
+                raise
+            return self.get_job(error.uuid)
+        return Job(
+            self,
+            created["job"]["uuid"],
+            token=created.get("token"),
+            representation=created["job"],
+            callback_url=created.get("callback_url"),
+        )
+
+    def job(self, uuid: str, token: str | None = None) -> Job:
+        """A handle to an existing job, without a request. `token`: the job's token or callback token;
+        None uses the client's credential. The representation is fetched on first use."""
+        return Job(self, uuid, token=token)
+
+    def get_job(self, uuid: str, token: str | None = None) -> Job:
+        """A handle to an existing job, fetched now. Raises NotFound, Unauthorized, Forbidden."""
+        return Job(self, uuid, token=token).refresh()
+
+    def get_job_data(self, uuid: str, token: str | None = None) -> dict[str, Any]:
+        """The job's representation as a plain dict."""
+        return self._request("GET", f"/jobs/{_quote(uuid)}", token=token or self.token)
+
+    def iter_jobs(
+        self,
+        *,
+        state: str | None = None,
+        pipeline_uuid: str | None = None,
+        tag: str | None = None,
+        updated_after: str | _dt.datetime | None = None,
+        updated_before: str | _dt.datetime | None = None,
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Jobs matching the filters (admin), newest first, fetching pages as the iteration goes.
+
+        limit: the most jobs to yield (None: all). Each yielded item is the job's representation.
+        """
+        query = _compact(
+            {
+                "state": state,
+                "pipeline_uuid": pipeline_uuid,
+                "tag": tag,
+                "updated_after": _timestamp(updated_after),
+                "updated_before": _timestamp(updated_before),
+            }
+        )
+        yielded = 0
+        cursor: str | None = None
+        while True:
+            size = page_size if limit is None else max(1, min(page_size, limit - yielded))
+            page = self._request(
+                "GET", "/jobs", query={**query, "limit": size, "next": cursor}, token=self.token
+            )
+            for item in page.get("jobs", []):
+                yield item
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+            cursor = page.get("next")
+            if not cursor:
+                return
+
+    def list_jobs(self, **filters: Any) -> list[Job]:
+        """`iter_jobs(**filters)` as a list of handles (each using the client's credential)."""
+        return [
+            Job(self, item["uuid"], representation=item, callback_url=item.get("callback_url"))
+            for item in self.iter_jobs(**filters)
+        ]
+
+    # -- events --------------------------------------------------------------------------------
+
+    def send_event(
+        self, uuid: str, name: str, data: Mapping[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """Post one event; returns `{event_id, token}` (202). The event is applied a moment later.
+
+        Raises BadRequest (unknown event, bad body), Unauthorized, Forbidden, NotFound,
+        EventNotAllowed (not allowed from the current state), PayloadTooLarge.
+        """
+        body: dict[str, Any] = {"name": name}
+        if data is not None:
+            body["data"] = dict(data)
+        return self._request(
+            "POST",
+            f"/jobs/{_quote(uuid)}/events",
+            body=body,
+            token=token or self.token,
+            conflict=EventNotAllowed,
+        )
+
+    def get_event(self, uuid: str, event_id: str, *, token: str | None = None) -> dict[str, Any]:
+        """One event and its status: queued, applied, ignored or rejected."""
+        return self._request(
+            "GET", f"/jobs/{_quote(uuid)}/events/{_quote(event_id)}", token=token or self.token
+        )
+
+    def iter_history(
+        self, uuid: str, *, token: str | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """The job's event history, oldest first, all pages."""
+        cursor: str | None = None
+        while True:
+            page = self._request(
+                "GET",
+                f"/jobs/{_quote(uuid)}/events",
+                query={"limit": page_size, "next": cursor},
+                token=token or self.token,
+            )
+            yield from page.get("events", [])
+            cursor = page.get("next")
+            if not cursor:
+                return
+
+    def history(self, uuid: str, *, token: str | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_history(uuid, token=token))
+
+    def wait_for_event(
+        self, uuid: str, event_id: str, *, timeout: float = 30.0, token: str | None = None
+    ) -> dict[str, Any]:
+        """Poll until the event left `queued`; returns it (status applied, ignored or rejected).
+        Raises WaitTimeout."""
+        deadline = self._monotonic() + timeout
+        delay = self.poll_interval
+        while True:
+            event = self.get_event(uuid, event_id, token=token)
+            status = event.get("status") or event.get("outcome")
+            if status and status != "queued":
+                return event
+            delay = self._pause(deadline, delay, lambda: WaitTimeout("queued", ("applied",), timeout))
+
+    # -- admin operations ------------------------------------------------------------------------
+
+    def reset(self, uuid: str, *, keep_archive: bool = False, **data: Any) -> dict[str, Any]:
+        """Reset a job (admin): erase its archive (unless keep_archive), revoke its tokens, and move
+        it to CREATED with generation + 1 once erasure completes. Returns `{event_id, ...}`."""
+        if keep_archive:
+            data["keep_archive"] = True
+        return self.send_event(uuid, "reset", data or None)
+
+    def ready(self, uuid: str) -> dict[str, Any]:
+        """Move a job from RESET to CREATED without waiting for erasure (admin)."""
+        return self.send_event(uuid, "ready")
+
+    def delete(self, uuid: str, *, purge_archive: bool = False) -> dict[str, Any]:
+        """Delete a job (admin); its archive is kept unless purge_archive. History stays readable."""
+        return self.send_event(uuid, "delete", {"purge_archive": True} if purge_archive else None)
+
+    def issue_token(self, uuid: str, *, token: str | None = None) -> str:
+        """Rotate the job's token now and return the new one (admin, or the job's current token)."""
+        return str(self.issue_token_response(uuid, token=token)["token"])
+
+    def issue_token_response(self, uuid: str, *, token: str | None = None) -> dict[str, Any]:
+        """The whole response of `POST /jobs/{uuid}/token` (an admin also gets `callback_url`)."""
+        return self._request("POST", f"/jobs/{_quote(uuid)}/token", token=token or self.token)
+
+    def openapi(self) -> dict[str, Any]:
+        """The API's OpenAPI document."""
+        return self._request("GET", "/openapi.json")
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        token: str | None = None,
+        conflict: type[Conflict] = Conflict,
+    ) -> dict[str, Any]:
+        """One API call with retries; returns the decoded JSON body, raises a PipelineJobsError."""
+        url = self.url + path
+        params = _compact(query or {})
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
+        headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        idempotent = method in {"GET", "HEAD"}
+        attempt = 0
+        while True:
+            # The scheme was checked in __init__ (http or https only).
+            request = urllib.request.Request(url, data=payload, method=method, headers=headers)  # noqa: S310
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    return _decode(response.read())
+            except urllib.error.HTTPError as error:
+                raw = error.read()
+                retriable = error.code in _RETRY_ALWAYS or (idempotent and error.code in _RETRY_IF_IDEMPOTENT)
+                if retriable and attempt < self.retries:
+                    self._sleep(self._retry_delay(attempt, error.headers.get("Retry-After")))
+                    attempt += 1
+                    continue
+                text = raw.decode("utf-8", "replace")
+                try:
+                    decoded: Any = json.loads(text) if text else None
+                except ValueError:
+                    decoded = None
+                raise error_for_response(error.code, decoded, text, conflict=conflict) from None
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+                reason = error.reason if isinstance(error, urllib.error.URLError) else error
+                # Refused: the request never left, so resending is safe whatever the method.
+                unsent = isinstance(reason, ConnectionRefusedError)
+                if (unsent or idempotent) and attempt < self.retries:
+                    self._sleep(self._retry_delay(attempt, None))
+                    attempt += 1
+                    continue
+                raise ServiceUnavailable(
+                    f"cannot reach {self.url} ({type(reason).__name__}: {reason})", status=None
+                ) from None
+
+    def _retry_delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                return min(float(retry_after), self.max_backoff * 4)
+        # Exponential backoff with "equal jitter": at least half the step, never all clients in step.
+        step = min(self.max_backoff, self.backoff * (2**attempt))
+        return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
+
+    def _pause(self, deadline: float, delay: float, timeout_error: Any) -> float:
+        """Sleep `delay` (or what is left before `deadline`), raise `timeout_error()` past it;
+        returns the next delay."""
+        remaining = deadline - self._monotonic()
+        if remaining <= 0:
+            raise timeout_error()
+        self._sleep(min(delay, remaining))
+        return min(delay * 1.6, self.max_poll_interval)
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    decoded = json.loads(raw)
+    return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+
+class Job:
+    """A handle to one job: its uuid, its current token, and the last representation fetched.
+
+    Event methods (`run`, `update`, `finish`, ...) post the event and return the handle, so calls
+    chain; the event is applied asynchronously, so read the new state with `refresh()` or
+    `wait_for(...)`. Each takes the event's data as a mapping and/or keyword arguments:
+    `job.update({"progress": 0.5})` or `job.update(progress=0.5)`.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        uuid: str,
+        *,
+        token: str | None = None,
+        representation: Mapping[str, Any] | None = None,
+        callback_url: str | None = None,
+    ) -> None:
+        self.client = client
+        self.uuid = uuid
+        self._token = token or None
+        self._representation: dict[str, Any] | None = dict(representation) if representation else None
+        self._callback_url = callback_url
+        self._lock = threading.Lock()
+        # The id of the last event this handle sent, until wait_for has seen it applied.
+        self.last_event_id: str | None = None
+        self._pending_event: str | None = None
+
+    def __repr__(self) -> str:
+        state = self._representation.get("state") if self._representation else "?"
+        return f"<Job {self.uuid} {state}>"
+
+    # -- representation --------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str | None:
+        """The handle's current job (or callback) token; None if it acts with the client's credential."""
+        with self._lock:
+            return self._token
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The last representation fetched (fetched now if none was)."""
+        if self._representation is None:
+            self.refresh()
+        return dict(self._representation or {})
+
+    def get(self, field: str, default: Any = None) -> Any:
+        return self.raw.get(field, default)
+
+    def __getitem__(self, field: str) -> Any:
+        return self.raw[field]
+
+    @property
+    def state(self) -> str:
+        return str(self.raw.get("state"))
+
+    @property
+    def generation(self) -> int:
+        return int(self.raw.get("generation", 1))
+
+    @property
+    def pipeline_uuid(self) -> str:
+        return str(self.raw.get("pipeline_uuid"))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.raw.get("data") or {})
+
+    @property
+    def archive_path(self) -> str | None:
+        return self.raw.get("archive_path")
+
+    @property
+    def allowed_events(self) -> list[str]:
+        return list(self.raw.get("allowed_events") or [])
+
+    @property
+    def callback_url(self) -> str | None:
+        return self._callback_url or self.raw.get("callback_url")
+
+    def refresh(self) -> Job:
+        """Fetch the job's current representation. Raises NotFound once deleted."""
+        representation = self.client.get_job_data(self.uuid, token=self._credential())
+        with self._lock:
+            self._representation = representation
+            if representation.get("callback_url"):
+                self._callback_url = representation["callback_url"]
+        return self
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every event of the job, oldest first: name, outcome, from/to state, reason, who sent it."""
+        return self.client.history(self.uuid, token=self._credential())
+
+    def event(self, event_id: str | None = None) -> dict[str, Any]:
+        """One event (default: the last one this handle sent) and its status."""
+        event_id = event_id or self.last_event_id
+        if not event_id:
+            raise ValueError("this handle has sent no event; pass an event_id")
+        return self.client.get_event(self.uuid, event_id, token=self._credential())
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def send(self, name: str, data: Mapping[str, Any] | None = None, /, **fields: Any) -> str:
+        """Post an event with this handle's credential, follow the returned token, return the event id."""
+        merged = {**(data or {}), **fields} or None
+        admin_only = name in ADMIN_EVENTS
+        with self._lock:
+            own = self._token
+        use = self.client.token if (admin_only and self.client.token) or not own else own
+        try:
+            receipt = self.client.send_event(self.uuid, name, merged, token=use)
+        except Unauthorized:
+            # Another thread's request may have rotated our token between our read and this request.
+            with self._lock:
+                newer = self._token
+            if use is not own or not newer or newer == own:
+                raise
+            use = own = newer
+            receipt = self.client.send_event(self.uuid, name, merged, token=use)
+        with self._lock:
+            if name in {"reset", "delete"}:
+                # Both revoke every job and callback token of the job.
+                self._token = None
+            elif use is own and own and receipt.get("token"):
+                self._token = receipt["token"]
+        event_id = str(receipt.get("event_id", ""))
+        self.last_event_id = self._pending_event = event_id or None
+        return event_id
+
+    def run(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("run", data, **fields)
+        return self
+
+    def update(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("update", data, **fields)
+        return self
+
+    def resource(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("resource", data, **fields)
+        return self
+
+    def finish(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("finish", data, **fields)
+        return self
+
+    def fail(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("fail", data, **fields)
+        return self
+
+    def cancel(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("cancel", data, **fields)
+        return self
+
+    def index(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("index", data, **fields)
+        return self
+
+    def indexed(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("indexed", data, **fields)
+        return self
+
+    def validate(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("validate", data, **fields)
+        return self
+
+    def validated(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("validated", data, **fields)
+        return self
+
+    def reject(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("reject", data, **fields)
+        return self
+
+    def finalize(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("finalize", data, **fields)
+        return self
+
+    def retire(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
+        self.send("retire", data, **fields)
+        return self
+
+    def reset(self, *, keep_archive: bool = False, **fields: Any) -> Job:
+        """Admin: erase the archive (unless keep_archive), revoke the job's tokens, rerun as a new
+        generation. The handle drops its token (revoked) and acts with the client's credential;
+        `rotate_token()` issues a fresh one."""
+        if keep_archive:
+            fields["keep_archive"] = True
+        self.send("reset", fields or None)
+        return self
+
+    def ready(self) -> Job:
+        """Admin: RESET → CREATED without waiting for archive erasure."""
+        self.send("ready")
+        return self
+
+    def delete(self, *, purge_archive: bool = False) -> Job:
+        """Admin: remove the job from listings and lookups (history stays readable by an admin)."""
+        self.send("delete", {"purge_archive": True} if purge_archive else None)
+        return self
+
+    def rotate_token(self) -> str:
+        """Get a fresh job token (rotating now) and keep it in the handle. Admin, or the job's token."""
+        response = self.client.issue_token_response(self.uuid, token=self._credential())
+        with self._lock:
+            self._token = response["token"]
+            if response.get("callback_url"):
+                self._callback_url = response["callback_url"]
+        return str(response["token"])
+
+    # -- waiting ---------------------------------------------------------------------------------
+
+    def wait_for(
+        self,
+        *states: str,
+        timeout: float = 60.0,
+        poll_interval: float | None = None,
+    ) -> Job:
+        """Wait until the job is in one of `states`; return the refreshed handle.
+
+        First the last event this handle sent must leave the queue (so a state from before it does
+        not count), then the job is polled with a growing interval (poll_interval, x1.6, capped by the
+        client's max_poll_interval). `DELETED` waits for the job to disappear.
+
+        Raises, at once: JobFailed when the job reaches FAILED, REJECTED or CANCELED and that is not
+        awaited; EventRejected when the handle's last event was rejected by the worker. Raises
+        WaitTimeout after `timeout` seconds.
+        """
+        if not states:
+            raise ValueError("wait_for needs at least one state")
+        wanted = tuple(state.upper() for state in states)
+        deadline = self.client._monotonic() + timeout
+        delay = poll_interval if poll_interval is not None else self.client.poll_interval
+        seen: str | None = self._representation.get("state") if self._representation else None
+
+        def timed_out() -> WaitTimeout:
+            return WaitTimeout(seen, wanted, timeout)
+
+        while self._pending_event:
+            event = self.event(self._pending_event)
+            status = event.get("status") or event.get("outcome")
+            if status == "rejected":
+                self._pending_event = None
+                reason = event.get("reason") or "no reason given"
+                raise EventRejected(
+                    f"the {event.get('name', 'last')} event was rejected: {reason}", event=event
+                )
+            if status and status != "queued":
+                self._pending_event = None
+                break
+            delay = self.client._pause(deadline, delay, timed_out)
+        while True:
+            try:
+                self.refresh()
+            except NotFound:
+                if DELETED in wanted:
+                    return self
+                raise
+            seen = self.state
+            if seen in wanted:
+                return self
+            if seen in FAILURE_STATES:
+                raise JobFailed(seen, job=self.raw, message=f"job {self.uuid} reached {seen}")
+            delay = self.client._pause(deadline, delay, timed_out)
+
+    def _credential(self) -> str | None:
+        with self._lock:
+            return self._token or self.client.token
