@@ -1,0 +1,534 @@
+"""HTTP API (API Gateway HTTP API, payload v2): jobs, events, callbacks, tokens, OpenAPI (SPEC section 5).
+
+Each route parses its request (Powertools validates path, query and body against the same models the
+worker uses), makes ONE call into jobcore.access.ApiService, and maps the result. Errors are mapped in
+one table, `ERROR_STATUS`, to `{"error": {"code", "message"}}` with a 4xx status; only a failure of the
+machinery (TransientError) is a 503, and only a bug is a 500.
+
+Nothing here logs the event, a header, the query string or a body: a token travels in each of them.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache, lru_cache
+from http import HTTPStatus
+from typing import Annotated, Any, Final, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, Server
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobcore.access import MAX_HISTORY_LIMIT, MAX_LIST_LIMIT, ApiService
+from jobcore.clock import Clock
+from jobcore.errors import (
+    EventNotAllowed,
+    EventNotFound,
+    Forbidden,
+    InvalidRequest,
+    JobError,
+    JobExists,
+    JobNotFound,
+    PayloadTooLarge,
+    TransientError,
+    Unauthorized,
+    UnknownEvent,
+)
+from jobcore.models import MAX_BODY_BYTES, JobSpec, LifecycleEvent
+from jobcore.states import EVENT_NAMES, Actor, State
+
+logger = Logger()
+
+API_TITLE: Final = "pipelinejobs"
+API_VERSION: Final = "1.0.0"
+
+# The one table from the core's errors to HTTP statuses (looked up along the exception's MRO).
+ERROR_STATUS: Final = {
+    PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    UnknownEvent: HTTPStatus.BAD_REQUEST,
+    InvalidRequest: HTTPStatus.BAD_REQUEST,
+    Unauthorized: HTTPStatus.UNAUTHORIZED,
+    Forbidden: HTTPStatus.FORBIDDEN,
+    JobNotFound: HTTPStatus.NOT_FOUND,
+    EventNotFound: HTTPStatus.NOT_FOUND,
+    JobExists: HTTPStatus.CONFLICT,
+    EventNotAllowed: HTTPStatus.CONFLICT,
+    JobError: HTTPStatus.BAD_REQUEST,
+}
+
+
+class Resolver(APIGatewayHttpResolver):
+    """Powertools' resolver, with a schema that documents the 400 this API answers to a request that
+    fails validation instead of the 422 Powertools would (the handler below maps it)."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        for item in (schema.paths or {}).values():
+            for method in ("get", "post", "put", "patch", "delete"):
+                operation = getattr(item, method, None)
+                if operation is not None and operation.responses:
+                    operation.responses.pop(422, None)
+        if schema.components and schema.components.schemas:
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.components.schemas.pop(name, None)
+        return schema
+
+
+app = Resolver(enable_validation=True)
+
+
+def build_service(*, clock: Clock | None = None) -> ApiService:
+    """The service with real adapters from the environment. Tests pass a fake clock here."""
+    import os
+
+    import boto3
+
+    from jobcore.adapters.dynamodb import DynamoJobRepository
+    from jobcore.adapters.sqs import SqsEventQueue
+    from jobcore.adapters.ssm import SsmAdminKeys
+    from jobcore.settings import Settings
+
+    settings = Settings.from_env()
+    return ApiService(
+        settings,
+        DynamoJobRepository(settings.table_name, host=os.environ.get("AWS_ENDPOINT_URL")),
+        SqsEventQueue(boto3.client("sqs"), settings.queue_url),
+        SsmAdminKeys(settings.admin_key_parameter, boto3.client("ssm")),
+        clock=clock,
+    )
+
+
+@cache
+def _deps() -> ApiService:
+    """Built on the first request of a container, not at import time (moto must start first in tests)."""
+    return build_service()
+
+
+# -- documentation models (the responses' shapes, for the OpenAPI document) ---------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["event_not_allowed"])
+    message: str = Field(examples=["cannot finish a job in CREATED"])
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class JobExistsResponse(ErrorResponse):
+    uuid: str
+
+
+class JobView(BaseModel):
+    """A job as users see it; one `<state>_at` timestamp per state it reached (run_at, finished_at, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    uuid: str
+    pipeline_uuid: str
+    state: State
+    last_event: str | None
+    generation: int
+    archive_path: str
+    child_of: list[str]
+    name: str | None
+    tags: list[str]
+    session: str | None
+    agent: str | None
+    task: str | None
+    created_at: str
+    updated_at: str
+    state_entered_at: str
+    allowed_events: list[str] = Field(description="events the caller's credential may send now")
+    data: dict[str, Any] | None = Field(None, description="run-time parameters (not in listings)")
+    callback_url: str | None = Field(None, description="only when created or re-issued: it holds a token")
+
+
+class CreatedJobResponse(BaseModel):
+    job: JobView
+    token: str = Field(description="the job token: use it in Authorization: Bearer, follow its rotation")
+    callback_url: str
+
+
+class JobListResponse(BaseModel):
+    jobs: list[JobView]
+    next: str | None = Field(description="pass back as `next` for the following page; null at the end")
+
+
+class AcceptedResponse(BaseModel):
+    event_id: str
+    event: str = Field(description="the event queued (for a callback, the one its status maps to)")
+    token: str | None = Field(None, description="the token to use next (absent on callbacks)")
+
+
+class HistoryEntryView(BaseModel):
+    event_id: str
+    name: str
+    data: dict[str, Any]
+    at: str
+    outcome: Literal["applied", "ignored", "rejected"]
+    reason: str | None = None
+    from_state: State | None
+    to_state: State | None
+    generation: int | None
+    by: Actor | None
+
+
+class HistoryResponse(BaseModel):
+    events: list[HistoryEntryView]
+    next: str | None
+
+
+class EventStatusResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    event_id: str
+    status: Literal["queued", "applied", "ignored", "rejected"]
+
+
+class TokenResponse(BaseModel):
+    token: str
+    callback_url: str | None = Field(None, description="when a new callback token was issued (after a reset)")
+
+
+def _doc(description: str, model: type[BaseModel] = ErrorResponse) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+_BAD = {400: _doc("malformed request"), 401: _doc("no valid credential")}
+_JOB_ERRORS = {**_BAD, 403: _doc("the credential does not allow this"), 404: _doc("no such job")}
+_BEARER = [{"bearerAuth": []}]
+OPENAPI_SETTINGS: Final[dict[str, Any]] = {
+    "title": API_TITLE,
+    "version": API_VERSION,
+    "description": (
+        "Lifecycle of pipeline jobs. Credentials go in `Authorization: Bearer <token>`: the job token "
+        "(rotates: always use the `token` of the last response), an admin token, or a callback token. "
+        'Errors are `{"error": {"code", "message"}}`.'
+    ),
+    "security_schemes": {
+        "bearerAuth": HTTPBearer(description="job token (pjt_...), callback token (pjc_...) or admin token"),
+        "callbackToken": APIKey(name="token", in_=APIKeyIn.query, description="the callback URL's token"),
+    },
+}
+
+
+# -- request helpers -------------------------------------------------------------------------------
+
+
+def _bearer() -> str | None:
+    """The token of `Authorization: Bearer <token>`, or None."""
+    header = app.current_event.headers.get("authorization") or ""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _base_url() -> str:
+    """Where this API is reached: PUBLIC_API_URL, else the request's domain and stage."""
+    configured = _deps().settings.public_api_url
+    if configured:
+        return configured.rstrip("/")
+    context = app.current_event.request_context
+    host = context.domain_name or app.current_event.headers.get("host") or "localhost"
+    hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    scheme = "http" if hostname in ("127.0.0.1", "localhost", "[::1]", "::1") else "https"
+    stage = context.stage
+    return f"{scheme}://{host}" + ("" if not stage or stage == "$default" else f"/{stage}")
+
+
+def _json(status: int, body: Any, *, secret: bool = False, headers: dict[str, str] | None = None) -> Response:
+    all_headers = dict(headers or {})
+    if secret:
+        all_headers["Cache-Control"] = "no-store"  # it carries a token
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=all_headers
+    )
+
+
+def _callback_body() -> Any:
+    """A platform's body, as leniently as possible: JSON, else a form, else the text itself."""
+    from urllib.parse import parse_qsl
+
+    text = app.current_event.decoded_body or ""
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    content_type = (app.current_event.headers.get("content-type") or "").lower()
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return text
+
+
+# -- routes ----------------------------------------------------------------------------------------
+
+
+@app.post(
+    "/jobs",
+    summary="Create a job (admin)",
+    description="The uuid is derived from pipeline_uuid, child_of and data: the same inputs give the same job.",
+    responses={
+        201: _doc("created", CreatedJobResponse),
+        **_BAD,
+        403: _doc("not an admin token"),
+        409: _doc("the job exists", JobExistsResponse),
+        413: _doc("data too large"),
+    },
+    security=_BEARER,
+    tags=["jobs"],
+)
+def create_job(spec: Annotated[JobSpec, Body()]):
+    body = _deps().create_job(_bearer(), spec, _base_url())
+    return _json(201, body, secret=True, headers={"Location": f"/jobs/{body['job']['uuid']}"})
+
+
+@app.get(
+    "/jobs",
+    summary="List jobs, newest first (admin)",
+    responses={200: _doc("a page of jobs", JobListResponse), **_BAD, 403: _doc("not an admin token")},
+    security=_BEARER,
+    tags=["jobs"],
+)
+def list_jobs(
+    state: Annotated[State | None, Query()] = None,
+    pipeline_uuid: Annotated[str | None, Query(max_length=128)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    updated_after: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
+    updated_before: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+    cursor: Annotated[
+        str | None, Query(alias="next", max_length=2048, description="from the last page")
+    ] = None,
+):
+    body = _deps().list_jobs(
+        _bearer(),
+        state=state,
+        pipeline_uuid=pipeline_uuid,
+        tag=tag,
+        updated_after=updated_after,
+        updated_before=updated_before,
+        limit=limit,
+        cursor=cursor,
+    )
+    return _json(200, body)
+
+
+@app.get(
+    "/jobs/<uuid>",
+    summary="A job, with the events its caller may send now",
+    responses={200: _doc("the job", JobView), **_JOB_ERRORS},
+    security=_BEARER,
+    tags=["jobs"],
+)
+def get_job(uuid: str):
+    return _json(200, _deps().get_job(uuid, _bearer()))
+
+
+@app.post(
+    "/jobs/<uuid>/events",
+    summary="Send a lifecycle event",
+    description="Accepted events are queued and applied in order by the worker. Use the returned token next.",
+    responses={
+        202: _doc("accepted and queued", AcceptedResponse),
+        **_JOB_ERRORS,
+        409: _doc("not allowed from the job's current state"),
+        413: _doc("data too large"),
+    },
+    security=_BEARER,
+    tags=["events"],
+)
+def post_event(uuid: str, event: Annotated[LifecycleEvent, Body()]):
+    accepted = _deps().submit_event(uuid, _bearer(), event)
+    return _json(202, accepted.body(), secret=True)
+
+
+@app.get(
+    "/jobs/<uuid>/events",
+    summary="The job's event history, oldest first",
+    responses={200: _doc("a page of the history", HistoryResponse), **_JOB_ERRORS},
+    security=_BEARER,
+    tags=["events"],
+)
+def list_events(
+    uuid: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = 100,
+    cursor: Annotated[
+        str | None, Query(alias="next", max_length=2048, description="from the last page")
+    ] = None,
+):
+    return _json(200, _deps().history(uuid, _bearer(), limit, cursor))
+
+
+@app.get(
+    "/jobs/<uuid>/events/<event_id>",
+    summary="One event: queued, applied, ignored or rejected",
+    responses={200: _doc("the event", EventStatusResponse), **_JOB_ERRORS},
+    security=_BEARER,
+    tags=["events"],
+)
+def get_event(uuid: str, event_id: str):
+    return _json(200, _deps().event_status(uuid, event_id, _bearer()))
+
+
+@app.post(
+    "/jobs/<uuid>/callback",
+    summary="A compute platform's notification (the job's callback URL)",
+    description=(
+        "The status (query or JSON body `status`) maps to an event: RUNNING→run; FINISHED→finish; FAILED, "
+        "STOPPED, KILLED, ARCHIVING_FAILED, DELETED→fail; other known statuses→resource; unknown→update. "
+        "Any body (JSON, form or text) is kept as the event's data, trimmed to 64 KiB. A notification "
+        "that arrives after the job left the states it applies to is accepted and recorded as ignored."
+    ),
+    responses={
+        202: _doc("accepted and queued", AcceptedResponse),
+        401: _doc("no valid callback token"),
+        404: _doc("no such job"),
+    },
+    security=[{"callbackToken": []}],
+    tags=["events"],
+)
+def callback(
+    uuid: str,
+    token: Annotated[str | None, Query(max_length=512, description="the callback token")] = None,
+    status: Annotated[str | None, Query(max_length=128, description="the platform's status word")] = None,
+):
+    accepted = _deps().callback(uuid, token, status, _callback_body())
+    return _json(202, accepted.body())
+
+
+@app.post(
+    "/jobs/<uuid>/token",
+    summary="Rotate the job token now (job token or admin)",
+    description="An admin gets a fresh job token for any job; after a reset, a new callback URL too.",
+    responses={200: _doc("the new token", TokenResponse), **_JOB_ERRORS},
+    security=_BEARER,
+    tags=["jobs"],
+)
+def issue_token(uuid: str):
+    return _json(200, _deps().issue_token(uuid, _bearer(), _base_url()), secret=True)
+
+
+@lru_cache(maxsize=8)
+def _openapi_json(base_url: str) -> str:
+    return app.get_openapi_json_schema(servers=[Server(url=base_url)], **OPENAPI_SETTINGS)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document():
+    return Response(200, content_types.APPLICATION_JSON, _openapi_json(_base_url()))
+
+
+app.enable_swagger(path="/docs", **OPENAPI_SETTINGS)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}, **extra}
+
+
+def _status_of(error: JobError) -> HTTPStatus:
+    for cls in type(error).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return HTTPStatus.BAD_REQUEST
+
+
+@app.exception_handler(JobError)
+def _job_error(error: JobError) -> Response:
+    status = _status_of(error)
+    extra = (
+        {"uuid": error.details["uuid"]} if isinstance(error, JobExists) and "uuid" in error.details else {}
+    )
+    headers = {"WWW-Authenticate": "Bearer"} if status == HTTPStatus.UNAUTHORIZED else None
+    logger.info("request refused", status=int(status), code=error.code)
+    return _json(status, error_body(error.code, error.message, **extra), headers=headers)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response:
+    code, message = describe_validation(error.errors())
+    logger.info("request refused", status=400, code=code)
+    return _json(400, error_body(code, message))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
+    return _json(415, error_body("unsupported_media_type", "send the body as application/json"))
+
+
+@app.exception_handler(TransientError)
+def _transient(error: TransientError) -> Response:
+    logger.warning("machinery failure", reason=str(error))
+    return _json(
+        503, error_body("unavailable", "the service is busy; retry shortly"), headers={"Retry-After": "1"}
+    )
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response:
+    logger.exception("unhandled error")
+    return _json(500, error_body("internal_error", "an internal error occurred"))
+
+
+@app.not_found
+def _no_route(error: Exception) -> Response:
+    return _json(404, error_body("not_found", "no such route"))
+
+
+def describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """(code, message) for Powertools' validation errors: which fields, what is wrong, never the input."""
+    for item in errors:
+        kind = item.get("type")
+        if kind == "json_invalid":
+            return "invalid_request", "the body is not valid JSON"
+        if kind == "union_tag_invalid":
+            tag = str(item.get("ctx", {}).get("tag", ""))[:64]
+            return "unknown_event", f"unknown event {tag!r}; known events: {', '.join(EVENT_NAMES)}"
+        if kind == "union_tag_not_found":
+            return "invalid_request", f"the event needs a 'name', one of: {', '.join(EVENT_NAMES)}"
+        if kind == "missing" and tuple(item.get("loc", ())) == ("body",):
+            return "invalid_request", "a JSON body is required"
+    parts = []
+    for item in errors[:5]:
+        where = ".".join(str(p) for p in item.get("loc", ())) or "request"
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "invalid_request", "; ".join(parts)
+
+
+# -- the handler -----------------------------------------------------------------------------------
+
+
+def _oversized(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 413 response for a body over the limit (callbacks are trimmed instead), before any parsing."""
+    body = event.get("body") or ""
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8", "replace"))
+    is_callback = str(event.get("rawPath") or "").rstrip("/").endswith("/callback")
+    if size <= MAX_BODY_BYTES or is_callback:
+        return None
+    message = f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}"
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(error_body("payload_too_large", message)),
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = _oversized(event) or app.resolve(event, context)
+    logger.info("request", route=event.get("routeKey"), status=response.get("statusCode"))
+    return response
