@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Mapping
 from functools import cache
 from typing import Any, Final
 
@@ -195,18 +196,31 @@ def encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(_json(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+_BAD_CURSOR: Final = "the 'next' cursor is not valid; pass back the value a listing returned"
+
+
+def decode_cursor(
+    cursor: str | None, expected: Mapping[str, str | None] | None = None
+) -> dict[str, Any] | None:
+    """The start key in `cursor`. With `expected` (key name -> required value, None for any string),
+    the key must have exactly those string attributes: a cursor of another listing, another job or a
+    forged one is the caller's mistake (InvalidRequest), never a failed query."""
     if not cursor:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
     except (ValueError, TypeError):
-        raise InvalidRequest(
-            "the 'next' cursor is not valid; pass back the value a listing returned"
-        ) from None
+        raise InvalidRequest(_BAD_CURSOR) from None
     if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
-        raise InvalidRequest("the 'next' cursor is not valid; pass back the value a listing returned")
+        raise InvalidRequest(_BAD_CURSOR)
+    if expected is not None:
+        if set(key) != set(expected) or not all(
+            set(value) == {"S"} and isinstance(value["S"], str) for value in key.values()
+        ):
+            raise InvalidRequest(_BAD_CURSOR)
+        if any(want is not None and key[name]["S"] != want for name, want in expected.items()):
+            raise InvalidRequest(_BAD_CURSOR)
     return key
 
 
@@ -492,11 +506,13 @@ class DynamoJobRepository:
                 pk(uuid),
                 scan_index_forward=True,
                 limit=limit,
-                last_evaluated_key=decode_cursor(cursor),
+                last_evaluated_key=decode_cursor(cursor, {"pk": pk(uuid), "sk": None, "hist": None}),
                 consistent_read=True,
             )
             entries = [self._entry(item) for item in results]
         except QueryError as error:
+            if cursor and error.cause_response_code == "ValidationException":
+                raise InvalidRequest(_BAD_CURSOR) from None  # e.g. a start key outside the query
             raise TransientError(f"reading history failed: {error.cause_response_code}") from error
         return HistoryPage(
             entries, encode_cursor(results.last_evaluated_key if len(entries) == limit else None)
@@ -513,13 +529,13 @@ class DynamoJobRepository:
             range_condition = J.updated_at <= where.updated_before
         filters: list[Condition] = []
         if where.pipeline_uuid is not None:
-            index, key = J.by_pipeline, where.pipeline_uuid
+            index, key, hash_name = J.by_pipeline, where.pipeline_uuid, "idx_pipeline"
             if where.state is not None:
                 filters.append(J.state == str(where.state))
         elif where.state is not None:
-            index, key = J.by_state, str(where.state)
+            index, key, hash_name = J.by_state, str(where.state), "idx_state"
         else:
-            index, key = J.by_updated, ALL_JOBS
+            index, key, hash_name = J.by_updated, ALL_JOBS, "idx_all"
         if where.tag is not None:
             filters.append(J.tags.contains(where.tag))
         filter_condition = None
@@ -527,7 +543,8 @@ class DynamoJobRepository:
             filter_condition = f if filter_condition is None else filter_condition & f
         try:
             jobs: list[Job] = []
-            last_key = decode_cursor(cursor)
+            # the cursor must come from a listing of the same index and partition
+            last_key = decode_cursor(cursor, {"pk": None, "sk": None, hash_name: key, "updated_at": None})
             # A filter can leave a page short; keep reading (a query, never a scan) until it is full.
             while True:
                 results = index.query(
@@ -544,5 +561,7 @@ class DynamoJobRepository:
                 if len(jobs) >= limit or not last_key:
                     break
         except QueryError as error:
+            if cursor and error.cause_response_code == "ValidationException":
+                raise InvalidRequest(_BAD_CURSOR) from None  # e.g. a start key outside the time range
             raise TransientError(f"listing jobs failed: {error.cause_response_code}") from error
         return JobPage(jobs, encode_cursor(last_key))
