@@ -42,7 +42,7 @@ JOB = {
 EVENTS = rf"/jobs/{UUID}/events"
 
 
-def created(fake_api: FakeApi, token: str = "pjt_first") -> None:
+def created(fake_api: FakeApi, token: str = "pjt_first") -> None:  # noqa: S107 - a fake
     fake_api.route("POST", "/jobs", 201, {"job": JOB, "token": token, "callback_url": "http://cb"})
 
 
@@ -121,7 +121,7 @@ def test_client_refuses_a_non_http_url():
 
 def test_importing_the_package_loads_neither_the_client_nor_boto3():
     code = "import sys, pipelinejobs; print('pipelinejobs.client' in sys.modules, 'boto3' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout  # noqa: S603
     assert out.split() == ["False", "False"]
 
 
