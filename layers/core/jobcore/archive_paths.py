@@ -54,7 +54,9 @@ def check_archive_path(path: str, *, bucket: str, prefix: str, pipeline_uuid: st
         )
     if is_uuid(own[0]) and own[0] != pipeline_uuid:
         raise InvalidArchivePath("archive_path names another pipeline's folder")
-    if own[0] == pipeline_uuid and is_uuid(own[1]) and own[1] != uuid:
+    # Every job's default folder is <pipeline>/<job uuid>/, and pipeline ids need not be UUIDs: any
+    # second-level UUID other than this job's may be another job's folder, whatever the first level.
+    if is_uuid(own[1]) and own[1] != uuid:
         raise InvalidArchivePath("archive_path names another job's folder")
     normalized = "/".join(segments) + "/"
     if len(normalized) > _MAX_KEY:
