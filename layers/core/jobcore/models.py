@@ -7,6 +7,7 @@ cannot disagree about what is valid.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -24,6 +25,7 @@ from jobcore.ids import canonical_json, is_uuid
 from jobcore.states import EVENT_NAMES
 
 MAX_DATA_BYTES: Final = 64 * 1024
+_PLAIN_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 MAX_BODY_BYTES: Final = 256 * 1024  # SQS's own limit for a message
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
@@ -255,6 +257,9 @@ def describe(error: ValidationError) -> str:
     """A short, token-free summary of a validation error: which fields, what is wrong."""
     parts = []
     for item in error.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(p) for p in item.get("loc", ())) or "body"
+        # A field name is caller input too: name only plain identifiers (a token sent as a key stays out).
+        where = ".".join(
+            str(p) if isinstance(p, int) or _PLAIN_NAME.fullmatch(str(p)) else "<field>" for p in item.get("loc", ())
+        ) or "body"
         parts.append(f"{where}: {item.get('msg', 'invalid')}")
     return "; ".join(parts)

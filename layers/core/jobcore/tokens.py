@@ -115,11 +115,11 @@ class TokenState:
     def authenticate(self, token: str, now: float) -> Actor | None:
         """Actor.JOB or Actor.CALLBACK if `token` is valid for this job now, else None. Constant time."""
         kind = credential_kind(token)
+        if kind not in (Actor.JOB, Actor.CALLBACK):
+            return None  # checked before hashing: only well-formed (ASCII) tokens are hashed
         hashed = hash_token(token)
         if kind is Actor.CALLBACK:
             return Actor.CALLBACK if same_hash(hashed, self.callback_hash) else None
-        if kind is not Actor.JOB:
-            return None
         current = same_hash(hashed, self.token_hash)
         in_grace = any(same_hash(hashed, h) and until > now for h, until in self.grace.items())
         return Actor.JOB if current or in_grace else None
