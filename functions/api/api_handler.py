@@ -77,7 +77,7 @@ class Resolver(APIGatewayHttpResolver):
                 if operation is not None and operation.responses:
                     operation.responses.pop(422, None)
         if schema.components and schema.components.schemas:
-            for name in ("HTTPValidationError", "ValidationError"):
+            for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
                 schema.components.schemas.pop(name, None)
         return schema
 

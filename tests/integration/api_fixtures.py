@@ -95,6 +95,18 @@ def http_event(
     }
 
 
+class LambdaContext:
+    """Enough of Lambda's context for the API handler's logger."""
+
+    function_name = "ApiFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+    aws_request_id = "test-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
+
 @dataclass
 class HttpResponse:
     status: int
@@ -134,11 +146,9 @@ class Api:
         return str(self.harness.admin())
 
     def call(self, method: str, path: str, **kwargs: Any) -> HttpResponse:
-        from conftest import FakeContext
-
         import api_handler
 
-        response = api_handler.handler(http_event(method, path, **kwargs), FakeContext())
+        response = api_handler.handler(http_event(method, path, **kwargs), LambdaContext())
         assert set(response) >= {"statusCode", "body"}
         headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         return HttpResponse(response["statusCode"], headers, response["body"])
