@@ -197,7 +197,9 @@ def _explain_aws(error: Exception) -> CliError | None:
         return CliError(
             f"cannot reach AWS: {error}", "check AWS_ENDPOINT_URL (local stack) or your network", 6
         )
-    if name == "ClientError":
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
         details = getattr(error, "response", {}).get("Error", {})
         code = details.get("Code", "ClientError")
         return CliError(f"AWS refused: {code}: {details.get('Message', '')}".rstrip(": "), _aws_hint(code), 1)
