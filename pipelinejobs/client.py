@@ -504,6 +504,9 @@ class Job:
 
     @property
     def data(self) -> dict[str, Any]:
+        """The job's run-time parameters (listings leave them out: fetched on first use then)."""
+        if self._representation is not None and self._representation.get("data") is None:
+            self.refresh()
         return dict(self.raw.get("data") or {})
 
     @property

@@ -340,6 +340,18 @@ def test_iter_jobs_follows_the_cursor_and_sends_the_filters(fake_api, fake_clien
     assert [r.query.get("next") for r in fake_api.requests] == [None, "c1", "c2"]
 
 
+def test_a_listed_job_fetches_its_data_on_first_use(fake_api, fake_client):
+    # given: listings carry no data
+    fake_api.route("GET", "/jobs", 200, {"jobs": [{**JOB, "data": None}], "next": None})
+    fake_api.route("GET", f"/jobs/{UUID}", 200, JOB)
+    # when
+    (job,) = fake_client.list_jobs()
+    # then
+    assert job.state == "CREATED" and fake_api.calls("GET", f"/jobs/{UUID}") == []
+    assert job.data == {"n": 1}
+    assert len(fake_api.calls("GET", f"/jobs/{UUID}")) == 1
+
+
 def test_iter_jobs_limit_stops_paging_early(fake_api, fake_client):
     fake_api.route("GET", "/jobs", 200, {"jobs": [{"uuid": "a"}, {"uuid": "b"}], "next": "more"})
     assert [j["uuid"] for j in fake_client.iter_jobs(limit=3, page_size=2)] == ["a", "b", "a"]
