@@ -149,7 +149,7 @@ class Client:
         if self._admin_key:
             from jobcore.tokens import admin_token
 
-            return admin_token(self._admin_key, time.time(), self.admin_token_lifetime)
+            return str(admin_token(self._admin_key, time.time(), self.admin_token_lifetime))
         return None
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -413,8 +413,8 @@ class Client:
             with contextlib.suppress(ValueError):
                 return min(float(retry_after), self.max_backoff * 4)
         # Exponential backoff with "equal jitter": at least half the step, never all clients in step.
-        step = min(self.max_backoff, self.backoff * (2**attempt))
-        return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
+        step = min(self.max_backoff, self.backoff * 2.0**attempt)
+        return float(step / 2 + random.uniform(0, step / 2))  # noqa: S311 - jitter, not a secret
 
     def _pause(self, deadline: float, delay: float, timeout_error: Any) -> float:
         """Sleep `delay` (or what is left before `deadline`), raise `timeout_error()` past it;

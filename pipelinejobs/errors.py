@@ -219,6 +219,7 @@ def _conflict_uuid(body: Any) -> str | None:
     if not isinstance(body, dict):
         return None
     for holder in (body, body.get("error")):
-        if isinstance(holder, dict) and isinstance(holder.get("uuid"), str):
-            return holder["uuid"]
+        uuid = holder.get("uuid") if isinstance(holder, dict) else None
+        if isinstance(uuid, str):
+            return uuid
     return None
