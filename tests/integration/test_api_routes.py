@@ -462,3 +462,18 @@ def test_http_event_helper_names_the_route() -> None:
     from api_fixtures import http_event
 
     assert http_event("GET", "/jobs/abc/events/def")["routeKey"] == "GET /jobs/{uuid}/events/{event_id}"
+
+
+def test_importing_the_handler_creates_no_client() -> None:
+    import subprocess
+    import sys
+
+    # given a fresh interpreter, when the handler module is imported (a cold start's first step)
+    code = "import sys, api_handler; print(sorted(m for m in ('boto3', 'pynamodb') if m in sys.modules))"
+    root = EVENTS_DIR.parent
+    env = {"PYTHONPATH": f"{root / 'layers/core'}:{root / 'functions/api'}", "PATH": "/usr/bin:/bin"}
+    output = subprocess.run(  # noqa: S603 (our own interpreter and code)
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    # then neither boto3 nor PynamoDB is loaded: _deps() imports them on the first request
+    assert output.stdout.strip() == "[]"
