@@ -258,8 +258,12 @@ def describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors(include_url=False, include_input=False)[:5]:
         # A field name is caller input too: name only plain identifiers (a token sent as a key stays out).
-        where = ".".join(
-            str(p) if isinstance(p, int) or _PLAIN_NAME.fullmatch(str(p)) else "<field>" for p in item.get("loc", ())
-        ) or "body"
+        where = (
+            ".".join(
+                str(p) if isinstance(p, int) or _PLAIN_NAME.fullmatch(str(p)) else "<field>"
+                for p in item.get("loc", ())
+            )
+            or "body"
+        )
         parts.append(f"{where}: {item.get('msg', 'invalid')}")
     return "; ".join(parts)
