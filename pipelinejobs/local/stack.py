@@ -1,0 +1,655 @@
+"""The local stack: the whole of pipelinejobs on one machine, built from template.yaml (SPEC section 9).
+
+    with LocalStack(port=0, aws_port=0, quiet=True) as stack:
+        client = Client(stack.api_url, admin_key=stack.admin_key)
+        ...
+        stack.drain()          # every queued event applied, every notification sent
+
+What runs, all in this process:
+
+| piece | how |
+|---|---|
+| AWS | moto's server (ThreadedMotoServer) on 127.0.0.1:<aws_port>, reachable from any process through `AWS_ENDPOINT_URL` |
+| resources | `create_stack_resources` from template.yaml (table with its stream, FIFO queue + dead-letter queue, bucket, bus, admin key in SSM) |
+| HTTP API | the API function behind `HttpBridge` on 127.0.0.1:<port> (API Gateway HTTP API, payload 2.0) |
+| worker | the worker function fed by `SqsEventSource` (batch size, partial batch failures, visibility timeout, redrive to the dead-letter queue) |
+| notifier | the notifier function fed by `StreamEventSource` from the table's stream, with the mapping's filter |
+
+The functions get the template's environment (StackResources.environment()), plus `AWS_ENDPOINT_URL`,
+dummy credentials and region us-east-1; two variables differ from AWS so that the terminal shows one
+readable line per event instead of JSON: `POWERTOOLS_LOG_LEVEL=WARNING` and
+`POWERTOOLS_METRICS_DISABLED=true`. The environment is process-wide: it is set at start() and restored
+at stop().
+
+With `aws=True` nothing is emulated: the deployed stack's outputs (CloudFormation DescribeStacks on
+`stack_name`) name the resources, and the HTTP bridge serves the API function locally against them
+(the deployed API is at `deployed_api_url`). No local worker or notifier runs: the deployed ones consume
+the queue and the stream.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pipelinejobs.local.event_source import (
+    EventLog,
+    SqsEventSource,
+    StreamEventSource,
+    observe_record_handler,
+    retry_line,
+    worker_line,
+)
+from pipelinejobs.local.functions import (
+    DEFAULT_REGION,
+    FunctionInstance,
+    FunctionPool,
+    FunctionSpec,
+    apply_environment,
+    environment_lock,
+    event_source_mappings,
+    read_functions,
+    restore_environment,
+)
+from pipelinejobs.local.http_bridge import HttpBridge
+from pipelinejobs.local.resources import (
+    DEFAULT_TEMPLATE,
+    LocalStackError,
+    StackResources,
+    create_stack_resources,
+    read_admin_key,
+)
+from pipelinejobs.local.template import load_template
+
+__all__ = ["DEFAULT_PORT", "DEFAULT_STACK_NAME", "LocalStack", "LocalStackError"]
+
+DEFAULT_PORT = 8765
+DEFAULT_STACK_NAME = "pipelinejobs-local"
+API_CONCURRENCY = 4  # API function instances serving requests at once
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+_STYLES = {
+    "applied": "green",
+    "rejected": "red",
+    "ignored": "yellow",
+    "duplicate": "dim",
+    "unrecorded": "magenta",
+    "retry": "yellow",
+    "error": "bold red",
+    "notified": "cyan",
+    "http": "dim",
+}
+
+
+def _console_log() -> EventLog:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
+    lock = threading.Lock()
+
+    def log(text: str, kind: str) -> None:
+        with lock:
+            console.print(Text(text, style=_STYLES.get(kind, "")))
+
+    return log
+
+
+def _quiet_log(text: str, kind: str) -> None:
+    return None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class LocalStack:
+    """pipelinejobs on one machine (moto + the functions in-process), or a local API against a deployed stack."""
+
+    resources: StackResources  # set by start()
+
+    def __init__(
+        self,
+        *,
+        port: int = DEFAULT_PORT,
+        aws_port: int | None = None,
+        admin_key: str | None = None,
+        template: str | Path = "template.yaml",
+        overrides: dict[str, Any] | None = None,
+        quiet: bool = False,
+        aws: bool = False,
+        stack_name: str | None = None,
+        log: EventLog | None = None,
+    ) -> None:
+        """port / aws_port: 0 (or None for aws_port) picks a free port. admin_key: stored in SSM and used
+        (generated when None). overrides: per logical id, template properties to change, e.g.
+        `{"EventsQueue": {"VisibilityTimeout": 2}}`. quiet: print nothing. log: where event lines go
+        (default: the terminal, unless quiet). aws / stack_name: see the module doc."""
+        self.port = port
+        self.aws_port = aws_port or 0
+        self._given_admin_key = admin_key
+        self.template_path = self._find_template(template)
+        self.overrides = overrides or {}
+        self.aws = aws
+        self.stack_name = stack_name or (None if aws else DEFAULT_STACK_NAME)
+        self.log: EventLog = log or (_quiet_log if quiet else _console_log())
+        self.quiet = quiet
+
+        self.api_url = ""
+        self.aws_endpoint = ""
+        self.deployed_api_url = ""
+        self.admin_key = ""
+        self.admin_key_source = ""
+        self.worker: FunctionPool | None = None
+        self.api: FunctionPool | None = None
+        self.notifier: FunctionPool | None = None
+        # What the functions did, newest last (for tests and the demo): worker results, notifications.
+        self.results: collections.deque[Any] = collections.deque(maxlen=10_000)
+        self.notifications: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
+
+        self._moto: Any = None
+        self._bridge: HttpBridge | None = None
+        self._sqs_source: SqsEventSource | None = None
+        self._stream_source: StreamEventSource | None = None
+        self._saved_environment: dict[str, str | None] | None = None
+        self._session: Any = None
+        self._started = False
+
+    @staticmethod
+    def _find_template(template: str | Path) -> Path:
+        path = Path(template)
+        if not path.exists() and not path.is_absolute() and str(template) == "template.yaml":
+            path = DEFAULT_TEMPLATE  # run from elsewhere than the project folder
+        if not path.exists():
+            raise LocalStackError(f"no template at {path}")
+        return path.resolve()
+
+    # -- context manager ----------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- starting -----------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Start everything; raises LocalStackError (port taken, template not runnable, no such stack)."""
+        if self._started:
+            return self
+        self._started = True
+        try:
+            if self.aws:
+                self._start_against_aws()
+            else:
+                self._start_emulated()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _bind_bridge(self) -> HttpBridge:
+        try:
+            return HttpBridge(port=self.port, log=self.log)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise LocalStackError(
+                    f"127.0.0.1:{self.port} is in use (another `pipelinejobs serve`?); "
+                    "choose another --port, or 0 for a free one"
+                ) from None
+            raise
+
+    def _start_emulated(self) -> None:
+        # Fail on a taken port before spending a second on the emulator and the resources.
+        self._bridge = self._bind_bridge()
+        if self.aws_port and not _port_free(self.aws_port):
+            raise LocalStackError(f"127.0.0.1:{self.aws_port} is in use; choose another --aws-port, or 0")
+
+        from moto.server import ThreadedMotoServer
+
+        # moto's server logs every request through werkzeug's logger.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        self._moto.start()
+        _host, port = self._moto.get_host_and_port()
+        self.aws_port = port
+        self.aws_endpoint = f"http://127.0.0.1:{port}"
+
+        # Clients of this object, and the functions' (through the environment), reach the emulator.
+        self._saved_environment = apply_environment(
+            {
+                **DUMMY_CREDENTIALS,
+                "AWS_SESSION_TOKEN": None,
+                "AWS_PROFILE": None,
+                "AWS_REGION": DEFAULT_REGION,
+                "AWS_DEFAULT_REGION": DEFAULT_REGION,
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+            }
+        )
+        import boto3
+
+        self._session = boto3.session.Session(
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=DEFAULT_REGION,
+        )
+        assert self.stack_name is not None
+        self.resources = create_stack_resources(
+            self.template_path,
+            stack_name=self.stack_name,
+            admin_key=self._given_admin_key,
+            client_factory=self.client,
+            overrides=self.overrides,
+        )
+        self.admin_key = read_admin_key(self.resources.admin_key_parameter, client_factory=self.client)
+        self.admin_key_source = (
+            f"given, stored in SSM parameter {self.resources.admin_key_parameter}"
+            if self._given_admin_key
+            else f"generated at start, stored in SSM parameter {self.resources.admin_key_parameter}"
+        )
+
+        template = load_template(self.template_path)
+        specs = read_functions(template, self.template_path.parent)
+        mappings = event_source_mappings(template)
+        queue_id, table_id = self._source_ids(template)
+        worker_mapping = next((m for m in mappings if m.kind == "sqs" and m.source_id == queue_id), None)
+        stream_mapping = next((m for m in mappings if m.kind == "dynamodb" and m.source_id == table_id), None)
+        api_spec = next((spec for spec in specs.values() if spec.routes), None)
+        if worker_mapping is None or worker_mapping.function_id not in specs:
+            raise LocalStackError(
+                f"no function of {self.template_path.name} with local code consumes {queue_id}"
+            )
+        if api_spec is None:
+            raise LocalStackError(f"no function of {self.template_path.name} has HttpApi routes")
+        worker_spec = specs[worker_mapping.function_id]
+        notifier_spec = specs.get(stream_mapping.function_id) if stream_mapping else None
+
+        self._load_functions(worker_spec, api_spec, notifier_spec)
+        assert self.worker is not None and self.api is not None
+
+        sqs = self.client("sqs")
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.resources.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self._sqs_source = SqsEventSource(
+            sqs=sqs,
+            queue_url=self.resources.queue_url,
+            queue_arn=queue_arn,
+            function=self.worker,
+            batch_size=self.resources.worker_batch_size,
+            report_batch_item_failures=self.resources.worker_report_batch_item_failures,
+            region=DEFAULT_REGION,
+            log=self.log,
+        ).start()
+        if self.notifier is not None and stream_mapping is not None and self.resources.table_stream_arn:
+            self._stream_source = StreamEventSource(
+                streams=self.client("dynamodbstreams"),
+                stream_arn=self.resources.table_stream_arn,
+                function=self.notifier,
+                batch_size=int(stream_mapping.get("BatchSize", 100)),
+                starting_position=str(stream_mapping.get("StartingPosition", "TRIM_HORIZON")),
+                filters=(stream_mapping.get("FilterCriteria") or {}).get("Filters") or [],
+                report_batch_item_failures="ReportBatchItemFailures"
+                in (stream_mapping.get("FunctionResponseTypes") or []),
+                maximum_retry_attempts=int(stream_mapping.get("MaximumRetryAttempts", -1)),
+                log=self.log,
+            ).start()
+
+        assert self._bridge is not None
+        self._bridge.function = self.api
+        self._bridge.start()
+        self.api_url = self._bridge.url
+        self.port = self._bridge.port
+
+    def _source_ids(self, template: Mapping[str, Any]) -> tuple[str, str]:
+        """Logical ids of the events queue and the jobs table: what QUEUE_URL and TABLE_NAME name."""
+        variables = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+        variables = variables.get("Variables") or {}
+
+        def ref(name: str) -> str:
+            value = variables.get(name)
+            if isinstance(value, Mapping) and isinstance(value.get("Ref"), str):
+                return str(value["Ref"])
+            raise LocalStackError(
+                f"Globals.Function.Environment.Variables.{name} must be a !Ref to the resource"
+            )
+
+        return ref("QUEUE_URL"), ref("TABLE_NAME")
+
+    def _function_environment(self, specs: list[FunctionSpec]) -> dict[str, str | None]:
+        variables: dict[str, str | None] = dict(self.resources.environment())
+        for spec in specs:
+            for name, value in spec.environment.items():
+                if variables.get(name, value) != value:
+                    raise LocalStackError(
+                        f"{spec.logical_id} sets {name} differently from another function; the local "
+                        "stack runs every function in one process, with one environment"
+                    )
+                variables[name] = value
+        variables["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+        variables["POWERTOOLS_METRICS_DISABLED"] = "true"
+        if self.aws_endpoint:
+            variables["AWS_ENDPOINT_URL"] = self.aws_endpoint
+        return variables
+
+    def _load_functions(
+        self, worker_spec: FunctionSpec | None, api_spec: FunctionSpec, notifier_spec: FunctionSpec | None
+    ) -> None:
+        specs = [spec for spec in (worker_spec, api_spec, notifier_spec) if spec is not None]
+        environment = self._function_environment(specs)
+        assert self.stack_name is not None
+        with environment_lock():
+            saved = apply_environment(environment)
+            if self._saved_environment is None:
+                self._saved_environment = saved
+            else:
+                for name, value in saved.items():
+                    self._saved_environment.setdefault(name, value)
+
+            def first(spec: FunctionSpec) -> FunctionInstance:
+                instance = FunctionInstance(spec, stack_name=self.stack_name or "", region=DEFAULT_REGION)
+                instance.warm_up()
+                return instance
+
+            self.api = FunctionPool(
+                api_spec, stack_name=self.stack_name, size=API_CONCURRENCY, first=first(api_spec)
+            )
+            if worker_spec is not None:
+                worker = first(worker_spec)
+                observe_record_handler(worker.module, self._on_worker_result, self._on_worker_error)
+                self.worker = FunctionPool(worker_spec, stack_name=self.stack_name, size=1, first=worker)
+            if notifier_spec is not None:
+                notifier = first(notifier_spec)
+                observe_record_handler(notifier.module, self._on_notification, self._on_notifier_error)
+                self.notifier = FunctionPool(
+                    notifier_spec, stack_name=self.stack_name, size=1, first=notifier
+                )
+
+    # -- what the functions did ---------------------------------------------------------------------
+
+    def _on_worker_result(self, record: Any, result: Any) -> None:
+        self.results.append(result)
+        text, kind = worker_line(result)
+        self.log(text, kind)
+
+    def _on_worker_error(self, record: Any, error: BaseException) -> None:
+        self.log(retry_line(record, error), "retry")
+
+    def _on_notification(self, record: Any, detail: Any) -> None:
+        if not isinstance(detail, Mapping):
+            return
+        self.notifications.append(dict(detail))
+        uuid = str(detail.get("uuid") or "-")
+        short = uuid[:8] + "…" if len(uuid) > 9 else uuid
+        self.log(
+            f"{time.strftime('%H:%M:%S')} {'notified':<9} {detail.get('event')!s:<9} {short:<10} "
+            f"{detail.get('from_state')}→{detail.get('to_state')}",
+            "notified",
+        )
+
+    def _on_notifier_error(self, record: Any, error: BaseException) -> None:
+        self.log(
+            f"{time.strftime('%H:%M:%S')} {'retry':<9} notification failed: {type(error).__name__}: {error}",
+            "retry",
+        )
+
+    # -- against a deployed stack -------------------------------------------------------------------
+
+    def _start_against_aws(self) -> None:
+        if not self.stack_name:
+            raise LocalStackError("--aws needs the deployed stack's name (--stack-name)")
+        self._bridge = self._bind_bridge()
+        # Real AWS: an emulator endpoint left in the environment must not divert the calls.
+        self._saved_environment = apply_environment({"AWS_ENDPOINT_URL": None})
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._session = boto3.session.Session()
+        region = self._session.region_name or DEFAULT_REGION
+        try:
+            stack = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        except (ClientError, BotoCoreError) as error:
+            raise LocalStackError(f"cannot read the stack {self.stack_name}: {error}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []}
+        needed = (
+            "TableName",
+            "QueueUrl",
+            "DeadLetterQueueUrl",
+            "ArchiveBucketName",
+            "EventBusName",
+            "AdminKeyParameterName",
+        )
+        missing = [name for name in needed if not outputs.get(name)]
+        if missing:
+            raise LocalStackError(f"the stack {self.stack_name} lacks the output(s) {', '.join(missing)}")
+        self.deployed_api_url = outputs.get("ApiUrl", "")
+
+        template = load_template(self.template_path)
+        self.resources = self._deployed_resources(template, outputs, parameters)
+        if self._given_admin_key:
+            self.admin_key = self._given_admin_key
+            self.admin_key_source = "given (it must be the one in the stack's SSM parameter)"
+        else:
+            try:
+                self.admin_key = read_admin_key(
+                    self.resources.admin_key_parameter, client_factory=self.client
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise LocalStackError(
+                    f"cannot read the admin key {self.resources.admin_key_parameter}: {error}; "
+                    "give --admin-key, or use credentials allowed ssm:GetParameter on it"
+                ) from None
+            self.admin_key_source = (
+                f"SSM parameter {self.resources.admin_key_parameter} of stack {self.stack_name}"
+            )
+
+        specs = read_functions(template, self.template_path.parent)
+        api_spec = next((spec for spec in specs.values() if spec.routes), None)
+        if api_spec is None:
+            raise LocalStackError(f"no function of {self.template_path.name} has HttpApi routes")
+        environment = self._function_environment([api_spec])
+        environment["AWS_ENDPOINT_URL"] = None
+        with environment_lock():
+            saved = apply_environment(environment)
+            for name, value in saved.items():
+                self._saved_environment.setdefault(name, value)
+            instance = FunctionInstance(api_spec, stack_name=self.stack_name, region=region)
+            instance.warm_up()
+        self.api = FunctionPool(
+            api_spec, stack_name=self.stack_name, size=API_CONCURRENCY, region=region, first=instance
+        )
+        self._bridge.function = self.api
+        self._bridge.start()
+        self.api_url = self._bridge.url
+        self.port = self._bridge.port
+
+    def _deployed_resources(
+        self, template: Mapping[str, Any], outputs: Mapping[str, str], parameters: Mapping[str, str]
+    ) -> StackResources:
+        """StackResources of a deployed stack: names from its outputs, settings from its parameters."""
+        by_output = {
+            "TABLE_NAME": outputs["TableName"],
+            "QUEUE_URL": outputs["QueueUrl"],
+            "ARCHIVE_BUCKET": outputs["ArchiveBucketName"],
+            "EVENT_BUS_NAME": outputs["EventBusName"],
+            "ADMIN_KEY_PARAMETER": outputs["AdminKeyParameterName"],
+        }
+        declared = template.get("Parameters") or {}
+        values = {name: str(d.get("Default", "")) for name, d in declared.items()}
+        values.update(parameters)
+        variables: dict[str, str] = {}
+        function_globals = (template.get("Globals") or {}).get("Function") or {}
+        for name, value in ((function_globals.get("Environment") or {}).get("Variables") or {}).items():
+            if name in by_output:
+                variables[name] = by_output[name]
+            elif isinstance(value, Mapping) and isinstance(value.get("Ref"), str) and value["Ref"] in values:
+                variables[name] = values[value["Ref"]]
+            elif isinstance(value, str | int | float | bool):
+                variables[name] = str(value)
+        variables.setdefault(
+            "ARCHIVE_PREFIX", outputs.get("ArchivePrefix") or values.get("ArchivePrefix", "archive")
+        )
+
+        visibility, max_receive = 30, 0
+        with contextlib.suppress(Exception):
+            attributes = self.client("sqs").get_queue_attributes(
+                QueueUrl=outputs["QueueUrl"], AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+            )["Attributes"]
+            visibility = int(attributes.get("VisibilityTimeout", visibility))
+            import json
+
+            max_receive = int(json.loads(attributes.get("RedrivePolicy") or "{}").get("maxReceiveCount", 0))
+        resource_variables = {
+            "TABLE_NAME",
+            "QUEUE_URL",
+            "ARCHIVE_BUCKET",
+            "ARCHIVE_PREFIX",
+            "EVENT_BUS_NAME",
+            "ADMIN_KEY_PARAMETER",
+        }
+        return StackResources(
+            table_name=variables["TABLE_NAME"],
+            queue_url=variables["QUEUE_URL"],
+            dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
+            bucket=variables["ARCHIVE_BUCKET"],
+            archive_prefix=variables["ARCHIVE_PREFIX"],
+            event_bus_name=variables["EVENT_BUS_NAME"],
+            admin_key_parameter=variables["ADMIN_KEY_PARAMETER"],
+            visibility_timeout=visibility,
+            max_receive_count=max_receive,
+            worker_batch_size=0,
+            worker_report_batch_item_failures=False,
+            worker_timeout=0,
+            settings_environment=tuple(
+                sorted((k, v) for k, v in variables.items() if k not in resource_variables)
+            ),
+        )
+
+    # -- using it -----------------------------------------------------------------------------------
+
+    def client(self, service_name: str) -> Any:
+        """A boto3 client of the stack's AWS (the emulator, or the deployed stack's account)."""
+        from botocore.config import Config
+
+        if self._session is None:
+            raise LocalStackError("the stack is not started")
+        if not self.aws_endpoint:
+            return self._session.client(service_name)
+        # moto routes only the regional DynamoDB Streams endpoint, not botocore's account-based one.
+        config = Config(account_id_endpoint_mode="disabled", retries={"mode": "standard"})
+        return self._session.client(service_name, endpoint_url=self.aws_endpoint, config=config)
+
+    def admin_token(self) -> str:
+        """An admin token for now (valid for this window and the next, SPEC section 4)."""
+        from jobcore.tokens import admin_token
+
+        if not self.admin_key:
+            raise LocalStackError("the stack is not started")
+        return admin_token(self.admin_key, time.time(), self.admin_token_lifetime)
+
+    @property
+    def admin_token_lifetime(self) -> int:
+        resources: StackResources | None = getattr(self, "resources", None)
+        if resources is None:
+            return 3600
+        return int(resources.environment().get("ADMIN_TOKEN_LIFETIME") or 3600)
+
+    def drain(self, timeout: float = 30) -> None:
+        """Wait until the queue is empty with nothing in flight, and the stream's notifications are sent.
+
+        A message that keeps failing keeps the queue busy until it reaches the dead-letter queue.
+        Raises TimeoutError after `timeout` seconds.
+        """
+        if self._sqs_source is None:
+            return  # against AWS: nothing runs here
+        sqs = self.client("sqs")
+        deadline = time.monotonic() + timeout
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+
+        def queue_settled() -> bool:
+            if self._sqs_source is not None and self._sqs_source.busy:
+                return False
+            attributes = sqs.get_queue_attributes(QueueUrl=self.resources.queue_url, AttributeNames=names)
+            return all(int(attributes["Attributes"].get(name, 0)) == 0 for name in names) and not (
+                self._sqs_source is not None and self._sqs_source.busy
+            )
+
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the local stack did not drain within {timeout} s")
+            if queue_settled():
+                stream_done = self._stream_source is None or self._stream_source.wait_caught_up(
+                    min(remaining, 5.0)
+                )
+                # The notifier adds nothing to the queue; be sure all the same.
+                if stream_done and queue_settled():
+                    return
+                continue
+            time.sleep(0.05)
+
+    # -- stopping -----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the HTTP API, the event sources (letting a running batch finish), then the emulator;
+        restore the environment. Safe to call twice."""
+        if self._bridge is not None:
+            self._bridge.stop()
+            self._bridge = None
+        if self._sqs_source is not None:
+            resources: StackResources | None = getattr(self, "resources", None)
+            self._sqs_source.stop(timeout=(resources.worker_timeout if resources else 60) + 5)
+            self._sqs_source = None
+        if self._stream_source is not None:
+            self._stream_source.stop(timeout=35)
+            self._stream_source = None
+        if self._moto is not None:
+            with contextlib.suppress(Exception):
+                self._moto.stop()
+            self._moto = None
+        for pool in (self.api, self.worker, self.notifier):
+            if pool is not None:
+                pool.unload()
+        if self._saved_environment is not None:
+            restore_environment(self._saved_environment)
+            self._saved_environment = None
+        self._started = False
+
+    def __repr__(self) -> str:
+        where = f"aws stack {self.stack_name}" if self.aws else f"moto at {self.aws_endpoint or '-'}"
+        return f"LocalStack(api={self.api_url or '-'}, {where})"
+
+
+def wait_for_port(url: str, timeout: float = 0.5) -> bool:
+    """Whether something accepts connections at an http://host:port URL."""
+    from urllib.parse import urlsplit
+
+    split = urlsplit(url)
+    try:
+        with socket.create_connection((split.hostname or "127.0.0.1", split.port or 80), timeout=timeout):
+            return True
+    except OSError:
+        return False
