@@ -11,6 +11,7 @@ Nothing here logs the event, a header, the query string or a body: a token trave
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cache, lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
@@ -23,6 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -198,13 +200,13 @@ class TokenResponse(BaseModel):
     callback_url: str | None = Field(None, description="when a new callback token was issued (after a reset)")
 
 
-def _doc(description: str, model: type[BaseModel] = ErrorResponse) -> dict[str, Any]:
+def _doc(description: str, model: type[BaseModel] = ErrorResponse) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
 _BAD = {400: _doc("malformed request"), 401: _doc("no valid credential")}
 _JOB_ERRORS = {**_BAD, 403: _doc("the credential does not allow this"), 404: _doc("no such job")}
-_BEARER = [{"bearerAuth": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 OPENAPI_SETTINGS: Final[dict[str, Any]] = {
     "title": API_TITLE,
     "version": API_VERSION,
@@ -215,7 +217,9 @@ OPENAPI_SETTINGS: Final[dict[str, Any]] = {
     ),
     "security_schemes": {
         "bearerAuth": HTTPBearer(description="job token (pjt_...), callback token (pjc_...) or admin token"),
-        "callbackToken": APIKey(name="token", in_=APIKeyIn.query, description="the callback URL's token"),
+        "callbackToken": APIKey.model_validate(
+            {"name": "token", "in": APIKeyIn.query, "description": "the callback URL's token"}
+        ),
     },
 }
 
@@ -256,14 +260,21 @@ def _json(status: int, body: Any, *, secret: bool = False, headers: dict[str, st
 
 def _callback_body() -> Any:
     """A platform's body, as leniently as possible: JSON, else a form, else the text itself."""
+    import base64
     from urllib.parse import parse_qsl
 
-    text = app.current_event.decoded_body or ""
+    raw = app.current_event.body or ""
+    try:
+        text = (
+            base64.b64decode(raw).decode("utf-8", "replace") if app.current_event.is_base64_encoded else raw
+        )
+    except ValueError:
+        text = raw
     if not text.strip():
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     content_type = (app.current_event.headers.get("content-type") or "").lower()
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -464,6 +475,16 @@ def _invalid_request(error: RequestValidationError) -> Response:
     return _json(400, error_body(code, message))
 
 
+@app.exception_handler(RecursionError)
+def _too_deep(error: RecursionError) -> Response:
+    return _json(400, error_body("invalid_request", "the body is nested too deeply"))
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _not_text(error: UnicodeDecodeError) -> Response:
+    return _json(400, error_body("invalid_request", "the body is not UTF-8 text"))
+
+
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
     return _json(415, error_body("unsupported_media_type", "send the body as application/json"))
@@ -488,7 +509,7 @@ def _no_route(error: Exception) -> Response:
     return _json(404, error_body("not_found", "no such route"))
 
 
-def describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str]:
+def describe_validation(errors: Sequence[Any]) -> tuple[str, str]:
     """(code, message) for Powertools' validation errors: which fields, what is wrong, never the input."""
     for item in errors:
         kind = item.get("type")

@@ -211,3 +211,29 @@ def test_no_token_reaches_the_logs(api: Api, capsys) -> None:
     for line in logged.splitlines():
         if line.startswith("{"):
             assert "authorization" not in json.loads(line)
+
+
+def test_hostile_callback_bodies_are_still_accepted(api: Api) -> None:
+    import base64
+
+    from api_fixtures import LambdaContext, http_event
+
+    import api_handler
+
+    # given bodies nested too deeply to keep, or to parse at all, and bytes that are not UTF-8
+    job = api.create()
+    deep = '{"a":' * 100 + "1" + "}" * 100
+    unparsable = "[" * 20_000 + "]" * 20_000
+    for raw in (deep, unparsable):
+        assert api.callback(job, "HEARTBEAT", raw_body=raw).status == 202
+    binary = http_event(
+        "POST", f"/jobs/{job.uuid}/callback", query={"token": job.callback_token, "status": "RUNNING"}
+    )
+    binary["body"] = base64.b64encode(b"\xff\xfe{").decode()
+    binary["isBase64Encoded"] = True
+    assert api_handler.handler(binary, LambdaContext())["statusCode"] == 202
+    # then each is queued with what could be kept, and the history stays readable
+    kept = [m["data"] for m in api.queued()]
+    assert kept[0] == {"_trimmed": {"reason": "nested more than 32 levels deep"}, "status": "HEARTBEAT"}
+    assert kept[1] == {"body": unparsable, "status": "HEARTBEAT"}
+    assert kept[2] == {"body": "\ufffd\ufffd{", "status": "RUNNING"}

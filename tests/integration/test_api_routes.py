@@ -127,6 +127,15 @@ def test_callback_url_follows_the_request_host_and_stage(api: Api) -> None:
     assert local.body["callback_url"].startswith("http://127.0.0.1:8765/jobs/")
 
 
+def test_public_api_url_overrides_the_request_host(api: Api, monkeypatch) -> None:
+    import dataclasses
+
+    settings = dataclasses.replace(api.service.settings, public_api_url="https://jobs.example.org/v1/")
+    monkeypatch.setattr(api.service, "settings", settings)
+    response = api.call("POST", "/jobs", token=api.admin(), body={"pipeline_uuid": "p", "data": {"proxy": 1}})
+    assert response.body["callback_url"].startswith("https://jobs.example.org/v1/jobs/")
+
+
 # -- GET /jobs/{uuid} -------------------------------------------------------------------------------
 
 
@@ -288,6 +297,51 @@ def test_body_of_another_media_type_is_415(api: Api) -> None:
     response = api.call("POST", f"/jobs/{job.uuid}/events", token=job.token, raw_body="name=run",
                         headers={"content-type": "text/plain"})  # fmt: skip
     assert response.status == 415
+
+
+def nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("[" * 20_000 + "]" * 20_000, "the body is nested too deeply"),
+        ('{"name": "update", "data": ' + nested(40) + "}", "data is nested more than 32 levels deep"),
+    ],
+    ids=["beyond-the-parser", "beyond-the-limit"],
+)
+def test_deeply_nested_body_is_400(api: Api, raw: str, message: str) -> None:
+    job = api.create()
+    response = api.call("POST", f"/jobs/{job.uuid}/events", token=job.token, raw_body=raw)
+    assert response.status == 400
+    assert response.body["error"]["message"] == message
+    create = api.call(
+        "POST", "/jobs", token=api.admin(), raw_body='{"pipeline_uuid": "p", "data": ' + nested(40) + "}"
+    )
+    assert create.status == 400
+
+
+def test_body_that_is_not_utf8_is_400(api: Api) -> None:
+    from api_fixtures import LambdaContext
+
+    import api_handler
+
+    job = api.create()
+    answer = api_handler.handler(http_event_base64(job, b"\xff\xfe{"), LambdaContext())
+    assert answer["statusCode"] == 400
+    assert "UTF-8" in answer["body"]
+
+
+def http_event_base64(job, payload: bytes) -> dict:
+    import base64
+
+    from api_fixtures import http_event
+
+    event = http_event("POST", f"/jobs/{job.uuid}/events", token=job.token, raw_body="x")
+    event["body"] = base64.b64encode(payload).decode()
+    event["isBase64Encoded"] = True
+    return event
 
 
 def test_machinery_failure_is_503_and_a_bug_is_500_without_details(api: Api, monkeypatch) -> None:

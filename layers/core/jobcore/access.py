@@ -52,6 +52,9 @@ from jobcore.tokens import (
 )
 
 MAX_LIST_LIMIT: Final = 100
+# JSON nesting allowed in data: DynamoDB's own limit for maps, and far below what would exhaust the
+# recursion of the JSON codecs on the way out (a history nobody could read).
+MAX_DATA_DEPTH: Final = 32
 MAX_HISTORY_LIMIT: Final = 1000
 _MAX_ISSUE_ATTEMPTS: Final = 3
 _EVENT_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
@@ -140,6 +143,7 @@ class ApiService:
     def create_job(self, token: str | None, spec: JobSpec, base_url: str) -> dict[str, Any]:
         """Create a job (admin). Raises JobExists (details: uuid), InvalidArchivePath, PayloadTooLarge."""
         self._require_admin(token, "creating a job")
+        self._check_size(spec.data)
         created = self._creator.create_job(spec)
         url = callback_url(base_url, created.job.uuid, created.callback_token)
         return {
@@ -293,6 +297,8 @@ class ApiService:
     # -- helpers -------------------------------------------------------------------------------------
 
     def _check_size(self, data: dict[str, Any]) -> None:
+        if too_deep(data):
+            raise InvalidRequest(f"data is nested more than {MAX_DATA_DEPTH} levels deep")
         size = data_size(data)
         if size > self.max_data_bytes:
             raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {self.max_data_bytes}")
@@ -325,9 +331,11 @@ def trim_callback_data(body: Any, status: str | None, limit: int = MAX_DATA_BYTE
     )
     if status is not None and "status" not in data:
         data["status"] = status
+    if too_deep(data):
+        return {"_trimmed": {"reason": f"nested more than {MAX_DATA_DEPTH} levels deep"}, "status": status}
     try:
         size = data_size(data)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return {"_trimmed": {"reason": "not serializable"}, "status": status}
     if size <= limit:
         return data
@@ -340,6 +348,23 @@ def trim_callback_data(body: Any, status: str | None, limit: int = MAX_DATA_BYTE
         if data_size({**data, "_trimmed": marker}) <= limit:
             return {**data, "_trimmed": marker}
     return {"_trimmed": {"dropped": dropped[-50:], "original_bytes": size}, "status": status}
+
+
+def too_deep(value: Any, limit: int = MAX_DATA_DEPTH) -> bool:
+    """Whether JSON-like `value` nests objects or arrays more than `limit` levels (without recursing)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _limit(limit: int, maximum: int) -> int:
