@@ -12,7 +12,6 @@ went wrong and what to do next, never a traceback, and exit non-zero:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import sys
@@ -1215,58 +1214,6 @@ def dlq_list(
     _err().print(f"[dim]{len(messages)} shown, about {depth} in the queue[/dim]")
 
 
-def _redrive(
-    sqs: Any, dlq_url: str, queue_url: str, max: int | None = None, on_moved: Callable[[], None] | None = None
-) -> int:
-    """Move messages from the dead-letter queue back to the events queue; returns how many moved.
-
-    Each message is sent first, then deleted from the dead-letter queue, so a crash in between leaves
-    a copy in both: the worker applies every event id exactly once, so the copy is harmless. The
-    group id is kept (event order per job); the deduplication id is new, since FIFO deduplication
-    would silently drop a message redriven within five minutes of its first send.
-    """
-    moved = 0
-    fifo = queue_url.endswith(".fifo")
-    while max is None or moved < max:
-        batch = 10 if max is None else min(10, max - moved)
-        response = sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=batch,
-            VisibilityTimeout=60,
-            WaitTimeSeconds=0,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            params: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": message["Body"]}
-            if message.get("MessageAttributes"):
-                params["MessageAttributes"] = message["MessageAttributes"]
-            if fifo:
-                attributes = message.get("Attributes", {})
-                group = attributes.get("MessageGroupId") or _body_field(message, "uuid") or "redrive"
-                tag = f"{message['MessageId']}:{attributes.get('ApproximateReceiveCount', '')}"
-                params["MessageGroupId"] = group
-                params["MessageDeduplicationId"] = hashlib.sha256(tag.encode()).hexdigest()
-            sqs.send_message(**params)
-            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
-            if on_moved:
-                on_moved()
-    return moved
-
-
-def _body_field(message: dict[str, Any], field: str) -> str | None:
-    try:
-        body = json.loads(message.get("Body") or "")
-    except ValueError:
-        return None
-    value = body.get(field) if isinstance(body, dict) else None
-    return str(value) if value else None
-
-
 @dlq_app.command(
     "redrive",
     epilog=_examples(
@@ -1291,6 +1238,8 @@ def dlq_redrive(
     applied at most once). Fix the cause first: `pipelinejobs dlq list` shows what is there."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from pipelinejobs.dlq import redrive
+
     dlq, queue = _queue_urls(ctx, dlq_url, queue_url, stack_name, need_queue=True)
     assert queue is not None
     sqs = _boto3_client("sqs")
@@ -1307,10 +1256,6 @@ def dlq_redrive(
     ):
         _fail("aborted, nothing moved")
     err = _err()
-    try:
-        from pipelinejobs.dlq import redrive as shared_redrive
-    except ImportError:
-        shared_redrive = None
     progress = Progress(
         TextColumn("Redrive"),
         BarColumn(),
@@ -1320,11 +1265,7 @@ def dlq_redrive(
     )
     with progress:
         task = progress.add_task("redrive", total=total)
-        if shared_redrive is not None:
-            moved = shared_redrive(sqs, dlq, queue, max=maximum)
-            progress.update(task, completed=moved)
-        else:
-            moved = _redrive(sqs, dlq, queue, max=maximum, on_moved=lambda: progress.advance(task))
+        moved = redrive(sqs, dlq, queue, max=maximum, on_moved=lambda: progress.advance(task))
     if as_json:
         _print_json({"moved": moved})
     else:

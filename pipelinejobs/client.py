@@ -24,6 +24,12 @@ the newer token. A rotated-out token stays valid for the server's grace period (
 requests already in flight with it still succeed. Two *separate* handles (or processes) driving one job
 each follow their own responses; give each its own handle, or drive the job as an admin.
 
+Chaining. The API checks an event against the job's state as stored, which lags behind the events
+still in the queue: right after `job.run()`, a `finish` looks like "finish while CREATED". When an event
+is refused as not allowed (409) while the handle's previous event is still queued, the handle waits for
+that event to be applied and sends again, so `job.run().finish()` works as written. (Events sent
+through two different handles, or by other producers, get no such help.)
+
 Retries. Connection failures before a request was sent, 429 and 503 are retried with exponential
 backoff and jitter (honouring `Retry-After`); a GET is also retried after a dropped connection, 502 or
 504. A POST is not resent once it may have reached the server, since it could then be applied twice.
@@ -100,6 +106,7 @@ class Client:
     timeout: seconds per HTTP request. retries: extra attempts on retriable failures (see the module
         doc). backoff / max_backoff: first and largest delay between attempts, in seconds.
     poll_interval / max_poll_interval: first and largest delay between `wait_for` polls.
+    chain_timeout: how long an event waits for the handle's previous one (see "Chaining").
     """
 
     def __init__(
@@ -115,6 +122,7 @@ class Client:
         max_backoff: float = 5.0,
         poll_interval: float = 0.1,
         max_poll_interval: float = 2.0,
+        chain_timeout: float = 30.0,
     ) -> None:
         self.url = (url or _env("PIPELINEJOBS_URL") or DEFAULT_URL).rstrip("/")
         if urllib.parse.urlsplit(self.url).scheme not in {"http", "https"}:
@@ -130,6 +138,7 @@ class Client:
         self.max_backoff = max_backoff
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
+        self.chain_timeout = chain_timeout
         # Replaceable in tests.
         self._sleep = time.sleep
         self._monotonic = time.monotonic
@@ -544,14 +553,32 @@ class Job:
     # -- events ----------------------------------------------------------------------------------
 
     def send(self, name: str, data: Mapping[str, Any] | None = None, /, **fields: Any) -> str:
-        """Post an event with this handle's credential, follow the returned token, return the event id."""
+        """Post an event with this handle's credential, follow the returned token, return the event id.
+
+        If the API refuses it as not allowed (409) while this handle's previous event is still queued,
+        the refusal reflects the state before that event: wait for it to be applied, then send again.
+        Raises what `Client.send_event` raises, and EventRejected when that previous event was rejected.
+        """
         merged = {**(data or {}), **fields} or None
+        try:
+            receipt = self._post(name, merged)
+        except EventNotAllowed:
+            pending = self._pending_event
+            if not pending:
+                raise
+            self._settle(pending)
+            receipt = self._post(name, merged)
+        event_id = str(receipt.get("event_id", ""))
+        self.last_event_id = self._pending_event = event_id or None
+        return event_id
+
+    def _post(self, name: str, data: dict[str, Any] | None) -> dict[str, Any]:
         admin_only = name in ADMIN_EVENTS
         with self._lock:
             own = self._token
         use = self.client.token if (admin_only and self.client.token) or not own else own
         try:
-            receipt = self.client.send_event(self.uuid, name, merged, token=use)
+            receipt = self.client.send_event(self.uuid, name, data, token=use)
         except Unauthorized:
             # Another thread's request may have rotated our token between our read and this request.
             with self._lock:
@@ -559,16 +586,27 @@ class Job:
             if use is not own or not newer or newer == own:
                 raise
             use = own = newer
-            receipt = self.client.send_event(self.uuid, name, merged, token=use)
+            receipt = self.client.send_event(self.uuid, name, data, token=use)
         with self._lock:
             if name in {"reset", "delete"}:
                 # Both revoke every job and callback token of the job.
                 self._token = None
             elif use is own and own and receipt.get("token"):
                 self._token = receipt["token"]
-        event_id = str(receipt.get("event_id", ""))
-        self.last_event_id = self._pending_event = event_id or None
-        return event_id
+        return receipt
+
+    def _settle(self, event_id: str) -> None:
+        """Wait until the event left the queue; raise EventRejected if the worker rejected it."""
+        event = self.client.wait_for_event(
+            self.uuid, event_id, timeout=self.client.chain_timeout, token=self._credential()
+        )
+        if self._pending_event == event_id:
+            self._pending_event = None
+        if (event.get("status") or event.get("outcome")) == "rejected":
+            reason = event.get("reason") or "no reason given"
+            raise EventRejected(
+                f"the {event.get('name', 'previous')} event was rejected: {reason}", event=event
+            )
 
     def run(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
         self.send("run", data, **fields)

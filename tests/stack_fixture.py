@@ -1,13 +1,17 @@
-"""The local stack shared by the SDK and CLI round-trip tests: one per test session (starting it
-builds every resource of template.yaml in moto, about a second).
+"""The local stack for the SDK and CLI round-trip tests: the real API handler over HTTP, the queue
+worker, moto's server.
+
+Scope: one stack per test module (starting one costs about a second). Not per session, because a
+running stack is process-wide: it sets AWS_ENDPOINT_URL and the functions' environment and runs a
+worker thread that polls the emulator, which would leak into later modules that use moto in-process
+(`mock_aws`) or their own settings.
 
 Import the fixtures into a conftest: `from tests.stack_fixture import admin_client, local_stack`.
-Tests using them are skipped when the local stack's module is not there.
+Tests using them are skipped while the local stack's module is not there.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,25 +22,17 @@ from pipelinejobs import Client
 STACK_ADMIN_KEY = "sdk-cli-tests-admin-key"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_stack() -> Iterator[Any]:
     try:
         from pipelinejobs.local.stack import LocalStack
     except ImportError as error:
         pytest.skip(f"the local stack is not available: {error}")
-    # The emulated AWS must never be confused with a real account.
-    saved = {name: os.environ.get(name) for name in ("AWS_PROFILE",)}
-    os.environ.pop("AWS_PROFILE", None)
-    try:
-        with LocalStack(admin_key=STACK_ADMIN_KEY, quiet=True) as stack:
-            yield stack
-    finally:
-        for name, value in saved.items():
-            if value is not None:
-                os.environ[name] = value
+    with LocalStack(port=0, aws_port=0, admin_key=STACK_ADMIN_KEY, quiet=True) as stack:
+        yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_client(local_stack: Any) -> Client:
     """A client holding the admin key, so it computes a fresh admin token per request."""
     return Client(local_stack.api_url, admin_key=local_stack.admin_key, timeout=10)

@@ -206,6 +206,60 @@ def test_unauthorized_without_rotation_is_raised_and_not_retried(fake_api, fake_
     assert job.token == "pjt_old"
 
 
+def test_a_refusal_while_the_previous_event_is_queued_waits_for_it_then_sends_again(fake_api, fake_client):
+    # given: the API still sees CREATED while run is queued, so finish is refused once
+    not_allowed = {"error": {"code": "event_not_allowed", "message": "cannot finish a job in CREATED"}}
+    fake_api.route(
+        "POST",
+        EVENTS,
+        lambda r: (
+            (409, not_allowed)
+            if r.body["name"] == "finish" and len(fake_api.calls("GET", f"{EVENTS}/e-run")) < 2
+            else (202, {"event_id": f"e-{r.body['name']}", "token": "pjt_2"})
+        ),
+    )
+    fake_api.route("GET", f"{EVENTS}/e-run", [(200, {"status": "queued"}), (200, {"status": "applied"})])
+    job = fake_client.job(UUID, token="pjt_1")
+    # when
+    job.run().finish()
+    # then
+    names = [(r.method, r.path.rsplit("/", 1)[-1], (r.body or {}).get("name")) for r in fake_api.requests]
+    assert names == [
+        ("POST", "events", "run"),
+        ("POST", "events", "finish"),
+        ("GET", "e-run", None),
+        ("GET", "e-run", None),
+        ("POST", "events", "finish"),
+    ]
+    assert job.last_event_id == "e-finish"
+
+
+def test_a_refusal_after_the_previous_event_was_rejected_raises_event_rejected(fake_api, fake_client):
+    # given
+    not_allowed = {"error": {"code": "event_not_allowed", "message": "cannot finish a job in CREATED"}}
+    fake_api.route(
+        "POST", EVENTS, lambda r: (202, {"event_id": "e1"}) if r.body["name"] == "run" else (409, not_allowed)
+    )
+    fake_api.route(
+        "GET",
+        f"{EVENTS}/e1",
+        200,
+        {"event_id": "e1", "name": "run", "status": "rejected", "reason": "token revoked"},
+    )
+    job = fake_client.job(UUID, token="pjt_1")
+    # when / then
+    with pytest.raises(EventRejected, match="run event was rejected: token revoked"):
+        job.run().finish()
+
+
+def test_a_refusal_with_nothing_queued_is_raised_at_once(fake_api, fake_client):
+    not_allowed = {"error": {"code": "event_not_allowed", "message": "cannot finish a job in CREATED"}}
+    fake_api.route("POST", EVENTS, 409, not_allowed)
+    with pytest.raises(EventNotAllowed):
+        fake_client.job(UUID, token="pjt_1").finish()
+    assert len(fake_api.requests) == 1
+
+
 def test_rotate_token_keeps_the_issued_token(fake_api, fake_client):
     fake_api.route("POST", f"/jobs/{UUID}/token", 200, {"token": "pjt_fresh", "callback_url": "http://cb2"})
     job = fake_client.job(UUID)
