@@ -137,8 +137,8 @@ def _print_banner(stack: object) -> None:
     out = _out()
     token = stack.admin_token()
     table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     if stack.aws:
         table.add_row("Deployed API", escape(stack.deployed_api_url or "(no ApiUrl output)"))
         table.add_row(

@@ -9,7 +9,7 @@ What runs, all in this process:
 
 | piece | how |
 |---|---|
-| AWS | moto's server (ThreadedMotoServer) on 127.0.0.1:<aws_port>, reachable from any process through `AWS_ENDPOINT_URL` |
+| AWS | moto's server (ThreadedMotoServer, in a child process) on 127.0.0.1:<aws_port>, reachable from any process through `AWS_ENDPOINT_URL` |
 | resources | `create_stack_resources` from template.yaml (table with its stream, FIFO queue + dead-letter queue, bucket, bus, admin key in SSM) |
 | HTTP API | the API function behind `HttpBridge` on 127.0.0.1:<port> (API Gateway HTTP API, payload 2.0) |
 | worker | the worker function fed by `SqsEventSource` (batch size, partial batch failures, visibility timeout, redrive to the dead-letter queue) |
@@ -32,8 +32,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import logging
+import select
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -70,7 +73,7 @@ from pipelinejobs.local.resources import (
 )
 from pipelinejobs.local.template import load_template
 
-__all__ = ["DEFAULT_PORT", "DEFAULT_STACK_NAME", "LocalStack", "LocalStackError"]
+__all__ = ["DEFAULT_PORT", "DEFAULT_STACK_NAME", "LocalStack", "LocalStackError", "MotoServerProcess"]
 
 DEFAULT_PORT = 8765
 DEFAULT_STACK_NAME = "pipelinejobs-local"
@@ -118,6 +121,79 @@ def _port_free(port: int) -> bool:
     return True
 
 
+# Runs moto's ThreadedMotoServer in a child process. Its own process, not a thread of this one: moto
+# keeps its state in module globals, which `moto.mock_aws()` in the same process resets (the test
+# suites use it), and its request handling would compete with the functions for this process's GIL.
+# The child exits when its stdin closes, that is when this process stops it or dies.
+_MOTO_RUNNER = r"""
+import logging, sys
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+class MotoServerProcess:
+    """moto in server mode on 127.0.0.1:<port> (0: a free one), in a child process."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.requested_port = port
+        self.port = 0
+        self._process: subprocess.Popen[str] | None = None
+        self._stderr: Any = None
+
+    def start(self, timeout: float = 30) -> MotoServerProcess:
+        """Raises LocalStackError when the server does not come up (port taken, moto missing)."""
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
+            [sys.executable, "-c", _MOTO_RUNNER, str(self.requested_port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            # Its own session: Ctrl-C in the terminal reaches this process only, which stops the
+            # functions first and the emulator last.
+            start_new_session=True,
+        )
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+        line = self._process.stdout.readline().strip() if ready else ""
+        if not line.isdigit():
+            self._stderr.seek(0)
+            detail = self._stderr.read().strip().splitlines()[-1:] or ["no output"]
+            self.stop()
+            raise LocalStackError(
+                f"moto's server did not start on 127.0.0.1:{self.requested_port}: {detail[0]}"
+            )
+        self.port = int(line)
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 10) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                if process.stdin is not None:
+                    process.stdin.close()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+            if process.stdout is not None:
+                process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
 class LocalStack:
     """pipelinejobs on one machine (moto + the functions in-process), or a local API against a deployed stack."""
 
@@ -162,7 +238,7 @@ class LocalStack:
         self.results: collections.deque[Any] = collections.deque(maxlen=10_000)
         self.notifications: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
 
-        self._moto: Any = None
+        self._moto: MotoServerProcess | None = None
         self._bridge: HttpBridge | None = None
         self._sqs_source: SqsEventSource | None = None
         self._stream_source: StreamEventSource | None = None
@@ -223,15 +299,9 @@ class LocalStack:
         if self.aws_port and not _port_free(self.aws_port):
             raise LocalStackError(f"127.0.0.1:{self.aws_port} is in use; choose another --aws-port, or 0")
 
-        from moto.server import ThreadedMotoServer
-
-        # moto's server logs every request through werkzeug's logger.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
-        self._moto.start()
-        _host, port = self._moto.get_host_and_port()
-        self.aws_port = port
-        self.aws_endpoint = f"http://127.0.0.1:{port}"
+        self._moto = MotoServerProcess(self.aws_port).start()
+        self.aws_port = self._moto.port
+        self.aws_endpoint = self._moto.endpoint
 
         # Clients of this object, and the functions' (through the environment), reach the emulator.
         self._saved_environment = apply_environment(
