@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -486,11 +487,12 @@ def _state(state: Any) -> str:
 
 
 def _short_time(value: Any) -> str:
-    return str(value or "-").replace("T", " ").removesuffix("Z")
+    """`2024-05-01T12:00:00.123Z` as `2024-05-01 12:00:00` (UTC): what a table needs."""
+    return str(value or "-").replace("T", " ").removesuffix("Z").split(".")[0]
 
 
 def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold", pad_edge=False)
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("UUID", no_wrap=True)
     table.add_column("STATE", no_wrap=True)
     table.add_column("GEN", justify="right")
@@ -573,9 +575,9 @@ def jobs_show(
     first = ["uuid", "state", "generation", "last_event", "pipeline_uuid", "name", "tags", "archive_path"]
     skip = {"data", "allowed_events", "callback_url"}
     for field in first + sorted(k for k in job if k not in first and k not in skip):
-        if field not in job:
+        value = job.get(field)
+        if value is None or value == []:
             continue
-        value = job[field]
         if field == "state":
             rendered = _state(value)
         elif isinstance(value, list | dict):
@@ -608,7 +610,7 @@ def jobs_history(
     if not events:
         _err().print("No events yet.")
         return
-    table = Table(header_style="bold", pad_edge=False)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("AT (UTC)", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
     table.add_column("OUTCOME", no_wrap=True)
@@ -720,9 +722,9 @@ def jobs_create(
     out = _out()
     out.print(_jobs_table([job.raw]))
     if job.token:
-        out.print(f"[bold]job token[/bold]     {escape(job.token)}")
+        out.print(f"[bold]job token[/bold]     {escape(job.token)}", soft_wrap=True)
     if job.callback_url:
-        out.print(f"[bold]callback url[/bold]  {escape(job.callback_url)}")
+        out.print(f"[bold]callback url[/bold]  {escape(job.callback_url)}", soft_wrap=True)
 
 
 @jobs_app.command(
@@ -778,7 +780,7 @@ def jobs_event(
         if result.get("reason"):
             out.print(f"  reason: {escape(str(result['reason']))}")
         if "token" in result:
-            out.print(f"  next token: {escape(result['token'])}")
+            out.print(f"  next token: {escape(result['token'])}", soft_wrap=True)
     if result.get("status") == "rejected":
         raise typer.Exit(5)
 
@@ -918,7 +920,7 @@ def _bulk(
     accepted: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     progress = Progress(
-        TextColumn(f"{verb.capitalize()}"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -927,7 +929,7 @@ def _bulk(
         disable=as_json and not err.is_terminal,
     )
     with progress:
-        task = progress.add_task(verb, total=len(targets))
+        task = progress.add_task(verb.capitalize(), total=len(targets))
         for target in targets:
             uuid = str(target["uuid"])
             try:
@@ -944,7 +946,7 @@ def _bulk(
                 )
             progress.advance(task)
         if wait_state and accepted:
-            waiting = progress.add_task(f"waiting for {wait_state}", total=len(accepted))
+            waiting = progress.add_task(f"Waiting for {wait_state}", total=len(accepted))
             for item in accepted:
                 try:
                     client.job(item["uuid"]).wait_for(wait_state, timeout=timeout)
@@ -1196,7 +1198,7 @@ def dlq_list(
             else f"{depth} messages, none visible now (in flight)."
         )
         return
-    table = Table(header_style="bold", pad_edge=False)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("JOB UUID", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
     table.add_column("EVENT ID", overflow="fold")
