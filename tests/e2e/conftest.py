@@ -95,9 +95,9 @@ class Api:
         headers = {"Content-Type": content_type} if data is not None else {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http://127.0.0.1
         try:
-            with urllib.request.urlopen(request, timeout=15) as response:
+            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
                 status, header_items, payload = response.status, response.headers.items(), response.read()
         except urllib.error.HTTPError as error:
             status, header_items, payload = error.code, error.headers.items(), error.read()
