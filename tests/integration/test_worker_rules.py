@@ -285,3 +285,21 @@ def test_events_of_one_job_are_applied_in_the_order_they_were_sent(harness) -> N
     assert all(e["outcome"] == "applied" for e in history)
     assert all(a["to_state"] == b["from_state"] for a, b in itertools.pairwise(history))
     assert harness.state(uuid) == "RETIRED"
+
+
+def test_data_nested_too_deeply_sent_straight_to_the_queue_is_rejected(harness) -> None:
+    # given a job, and a producer posting to the queue data nested deeper than any reader could handle
+    created = harness.create()
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]
+    # when it arrives
+    event_id = harness.send(created.job.uuid, "update", created.token, data=deep)
+    harness.work()
+    # then the same limit as the API's applies: rejected, recorded without the data, acknowledged
+    entry = harness.repo.event(created.job.uuid, event_id)
+    assert entry.outcome == "rejected" and "nested more than 32 levels" in entry.reason
+    assert entry.data == {"_trimmed": True}
+    assert harness.receive() == []

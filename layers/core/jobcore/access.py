@@ -29,7 +29,15 @@ from jobcore.errors import (
     Unauthorized,
 )
 from jobcore.ids import canonical_json, is_uuid, new_event_id
-from jobcore.models import MAX_DATA_BYTES, JobSpec, data_size, event_data
+from jobcore.models import (
+    MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
+    JobSpec,
+    check_data,
+    data_size,
+    event_data,
+    too_deep,
+)
 from jobcore.ports import AdminKeys, EventQueue, JobRepository
 from jobcore.records import Job, JobFilter
 from jobcore.service import JobService
@@ -52,9 +60,6 @@ from jobcore.tokens import (
 )
 
 MAX_LIST_LIMIT: Final = 100
-# JSON nesting allowed in data: DynamoDB's own limit for maps, and far below what would exhaust the
-# recursion of the JSON codecs on the way out (a history nobody could read).
-MAX_DATA_DEPTH: Final = 32
 MAX_HISTORY_LIMIT: Final = 1000
 _MAX_ISSUE_ATTEMPTS: Final = 3
 _EVENT_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
@@ -297,8 +302,7 @@ class ApiService:
     # -- helpers -------------------------------------------------------------------------------------
 
     def _check_size(self, data: dict[str, Any]) -> None:
-        if too_deep(data):
-            raise InvalidRequest(f"data is nested more than {MAX_DATA_DEPTH} levels deep")
+        check_data(data)
         size = data_size(data)
         if size > self.max_data_bytes:
             raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {self.max_data_bytes}")
@@ -348,23 +352,6 @@ def trim_callback_data(body: Any, status: str | None, limit: int = MAX_DATA_BYTE
         if data_size({**data, "_trimmed": marker}) <= limit:
             return {**data, "_trimmed": marker}
     return {"_trimmed": {"dropped": dropped[-50:], "original_bytes": size}, "status": status}
-
-
-def too_deep(value: Any, limit: int = MAX_DATA_DEPTH) -> bool:
-    """Whether JSON-like `value` nests objects or arrays more than `limit` levels (without recursing)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, Mapping):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _limit(limit: int, maximum: int) -> int:

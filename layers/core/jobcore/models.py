@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -37,7 +38,33 @@ def data_size(data: Any) -> int:
     return len(canonical_json(data).encode("utf-8"))
 
 
-def _check_data(data: dict[str, Any]) -> dict[str, Any]:
+# JSON nesting allowed in data: DynamoDB's own limit for maps, and far below what would exhaust the
+# recursion of the JSON codecs on the way out (a history nobody could read).
+MAX_DATA_DEPTH: Final = 32
+
+
+def too_deep(value: Any, limit: int = MAX_DATA_DEPTH) -> bool:
+    """Whether JSON-like `value` nests objects or arrays more than `limit` levels (without recursing)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_data(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` if it may be stored: nested at most MAX_DATA_DEPTH levels and at most MAX_DATA_BYTES
+    serialized. Raises InvalidRequest or PayloadTooLarge. Both edges (API and queue) call this."""
+    if too_deep(data):
+        raise InvalidRequest(f"data is nested more than {MAX_DATA_DEPTH} levels deep")
     size = data_size(data)
     if size > MAX_DATA_BYTES:
         raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
@@ -196,7 +223,7 @@ def parse_event(body: Any) -> Any:
         event = _EVENT_ADAPTER.validate_python(body)
     except ValidationError as error:
         raise InvalidRequest(f"invalid {name} event: {describe(error)}") from None
-    _check_data(event_data(event))
+    check_data(event_data(event))
     return event
 
 

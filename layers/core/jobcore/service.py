@@ -29,13 +29,12 @@ from jobcore.errors import (
     TransientError,
     Unauthorized,
 )
-from jobcore.ids import canonical_json, is_uuid, job_uuid
+from jobcore.ids import is_uuid, job_uuid
 from jobcore.models import (
-    MAX_DATA_BYTES,
     EraseMessage,
     JobSpec,
     QueueMessage,
-    data_size,
+    check_data,
     describe,
     event_data,
     parse_event,
@@ -116,11 +115,7 @@ class JobService:
 
     def create_job(self, spec: JobSpec) -> CreatedJob:
         """Create a job. Raises JobExists (details: uuid) if it exists, InvalidArchivePath, PayloadTooLarge."""
-        size = data_size(spec.data)
-        if size > MAX_DATA_BYTES:
-            from jobcore.errors import PayloadTooLarge
-
-            raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
+        check_data(spec.data)
         uuid = job_uuid(spec.pipeline_uuid, spec.data, spec.child_of)
         s = self.settings
         if spec.archive_path is None:
@@ -442,13 +437,12 @@ class JobService:
 
 
 def _trim(data: dict[str, Any]) -> dict[str, Any]:
-    """Event data kept in a rejection record: as it came, unless it is too large to keep."""
+    """Event data kept in a rejection record: as it came, unless it could not be stored or read back."""
     try:
-        if len(canonical_json(data).encode("utf-8")) <= MAX_DATA_BYTES:
-            return data
-    except (TypeError, ValueError):
-        pass
-    return {"_trimmed": True}
+        check_data(data)
+    except (JobError, TypeError, ValueError, RecursionError):
+        return {"_trimmed": True}
+    return data
 
 
 __all__ = ["CreatedJob", "InvalidRequest", "JobExists", "JobService", "Result"]
