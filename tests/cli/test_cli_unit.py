@@ -455,3 +455,40 @@ def test_dlq_without_a_queue_says_which_option_is_missing(runner):
     result = runner.invoke(app, ["dlq", "redrive", "--dlq-url", "https://sqs/x.fifo"])
     assert result.exit_code == 1
     assert "--queue-url is missing" in result.stderr
+
+
+# -- a deployed stack's outputs ------------------------------------------------------------------------
+
+STACK_TEMPLATE = {
+    "Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "d-events.fifo", "FifoQueue": True}},
+        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "d-dlq.fifo", "FifoQueue": True}},
+        "Key": {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {"Name": "/d/admin-key", "Type": "String", "Value": "dk"},
+        },
+    },
+    "Outputs": {
+        "QueueUrl": {"Value": {"Ref": "Queue"}},
+        "DeadLetterQueueUrl": {"Value": {"Ref": "Dlq"}},
+        "AdminKeyParameterName": {"Value": {"Ref": "Key"}},
+        "AdminTokenLifetime": {"Value": "600"},
+        "ApiUrl": {"Value": "http://127.0.0.1:9"},
+    },
+}
+
+
+def test_stack_name_finds_the_queues_and_the_admin_key_in_the_stack_outputs(runner):
+    with mock_aws():
+        # given
+        boto3.client("cloudformation").create_stack(StackName="d", TemplateBody=json.dumps(STACK_TEMPLATE))
+        # when
+        listed = runner.invoke(app, ["dlq", "list", "--stack-name", "d", "--json"])
+        token = runner.invoke(app, ["--stack-name", "d", "admin-token"])
+        shown = runner.invoke(app, ["--stack-name", "d", "jobs", "show", U1])
+    # then
+    assert listed.exit_code == 0, listed.stderr
+    assert json.loads(listed.stdout)["queue_url"].endswith("/d-dlq.fifo")
+    assert token.stdout.strip() == admin_token("dk", time.time(), 600)
+    # the API URL came from the outputs too (nothing listens there)
+    assert shown.exit_code == 6 and "127.0.0.1:9" in shown.stderr

@@ -43,13 +43,15 @@ class LogLines:
             return "\n".join(self.lines)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack_log() -> LogLines:
     return LogLines()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(stack_log: LogLines) -> Iterator[LocalStack]:
+    # Package scope: the stack (its worker threads, its process-wide environment) is gone before the
+    # next test directory runs, so nothing it does reaches the other suites' logs, metrics or call counts.
     saved = os.environ.pop("AWS_PROFILE", None)  # the emulated AWS is never confused with a real account
     try:
         with LocalStack(

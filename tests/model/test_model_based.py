@@ -1,0 +1,884 @@
+"""Model-based test: random event sequences on random jobs, against the reference model of SPEC sections
+3 and 4, through the real worker on moto, with the faults SQS and Lambda inflict.
+
+Each scenario creates one or two jobs and plays up to three rounds. A round first does what happens
+between deliveries (the clock moves, tokens are rotated through the API, a job writes outputs), then
+sends up to five events through the API (`submit_event`, `callback`) or straight onto the queue
+(section 6, any credential), and finally drains the queue through the worker while faults are injected:
+
+- duplicate delivery: the same message (same event id) delivered twice;
+- redelivery of a whole batch: the consumer dies after the handler returned, before acknowledging;
+- a crash or a throttle before or after any AWS call of the worker (DynamoDB, SQS, S3): a crash
+  kills the process (the batch is not acknowledged, the next container starts cold), a throttle is a
+  TransientError (the message group is retried); "after" means the call took effect but its answer was
+  lost;
+- two workers racing: a second worker (its own cache) got the first batch of the round before its
+  visibility timeout ran out; both apply, interleaved one AWS call at a time in an order hypothesis
+  draws (DynamoDB applies each request atomically, so call granularity is what concurrency can mix).
+
+Three modes: `queue` (the real FIFO queue and worker_handler.handler with SQS-shaped records, as
+Lambda's event source drives it), `direct` (service.handle_message on an in-memory FIFO with the same
+batch and retry semantics, for speed) and `race` (direct, with the second worker). After every drain,
+for every job: the DynamoDB record (state, generation, deleted, last event, token hashes, token uses)
+equals the model; the history has exactly one entry per event id, with the model's outcome and states;
+the applied entries are the model's, in sending order, chained from/to; the archive holds what the model
+says. Every accepted event is applied exactly once, in order, or the scenario fails and shrinks.
+
+    pytest tests/model -q                       # 1,000 scenarios (CI)
+    pytest tests/model -q --scenarios 100000    # soak (or PIPELINEJOBS_SCENARIOS=100000)
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jobcore.access import ApiService
+from jobcore.adapters.dynamodb import DynamoJobRepository
+from jobcore.adapters.s3 import S3ArchiveStore
+from jobcore.adapters.sqs import SqsEventQueue
+from jobcore.adapters.ssm import StaticAdminKeys
+from jobcore.archive_paths import split_s3_url
+from jobcore.clock import FakeClock
+from jobcore.errors import JobError, TransientError
+from jobcore.models import JobSpec, parse_event
+from jobcore.service import JobService
+from jobcore.settings import Settings
+from jobcore.tokens import RotationPolicy, admin_token, hash_token, new_job_token
+from tests.model.reference_model import (
+    COMPLETION,
+    TABLE,
+    Credential,
+    Entry,
+    ModelJob,
+    ReferenceModel,
+    event_for_status,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_KEY = "model-admin-key"
+# A whole number of admin-token windows, so that no round straddles a window boundary.
+START = 1_800_000_000.0
+ADMIN_LIFETIME = 3600
+# Small enough that a dozen events exercise every rotation rule; the clock moves by 250, 700 or
+# 3700 s, so no deadline (grace 600 s, age 900 s, admin window 3600 s) is ever within 50 s of a check.
+ROTATION = RotationPolicy(rotate_uses=3, rotate_seconds=900, grace_seconds=600)
+ADVANCES = (250, 700, 3700)
+MAX_SENDS = 12
+STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "QUEUED", "ARCHIVING", "NOT_A_KNOWN_STATUS")
+WORKER_CALLS = {
+    "dynamodb": frozenset({"get", "apply", "record", "add_erased", "get_data", "event", "replace_tokens"}),
+    "sqs": frozenset({"send_message"}),
+    "s3": frozenset({"list_object_versions", "delete_objects"}),
+    "queue": frozenset({"send"}),
+}
+
+
+# -- the scenario, as hypothesis draws it --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    job: int
+    channel: str  # api, callback, queue; stranger (a job that does not exist), malformed (not JSON)
+    name: str
+    cred: str  # which credential the sender holds, see Scenario.credential
+    data: dict[str, Any]
+    status: str | None = None  # callback: the platform's status word
+    expect: str | None = None  # queue: the producer's `expect` hint (none, true or stale)
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Round:
+    before: tuple[tuple[Any, ...], ...]  # ("advance", s) / ("rotate", job, cred) / ("output", job)
+    sends: tuple[Send, ...]
+    faults: dict[
+        int, tuple[str, str]
+    ]  # worker AWS call number in this drain -> (before/after, crash/throttle)
+    lost_ack: int | None  # this batch is handled but never acknowledged
+    short_budget: bool  # the Lambda is near its timeout: an erasure hands over after one page
+    ghost: int = 0  # race: the second worker got the round's first `ghost` messages
+    interleaving: tuple[int, ...] = ()  # race: who runs until the next AWS call (0 or 1)
+
+
+def _predict(state: str, name: str, data: dict[str, Any]) -> str:
+    """Roughly where an event takes a job (to draw events that are mostly allowed)."""
+    row = TABLE.get(name)
+    if row is None or state not in row[0]:
+        return state
+    if name == "reset":
+        return "CREATED" if data.get("keep_archive") else "RESET"
+    return "DELETED" if name == "delete" else row[1] or state
+
+
+def _draw_send(draw: Any, n_jobs: int, predicted: list[str]) -> Send:
+    job = draw(st.integers(0, n_jobs - 1))
+    special = draw(st.integers(0, 24))
+    if special == 0:
+        return Send(job, draw(st.sampled_from(["stranger", "malformed"])), "run", "admin", {})
+    channel = draw(st.sampled_from(["api", "api", "queue", "queue", "callback"]))
+    if channel == "callback":
+        status = draw(st.sampled_from(STATUSES))
+        cred = draw(st.sampled_from(["callback", "callback", "callback_old", "job"]))
+        return Send(job, channel, event_for_status(status), cred, {}, status=status)
+    allowed = [name for name, row in TABLE.items() if predicted[job] in row[0]]
+    if allowed and draw(st.integers(0, 3)) > 0:
+        name = draw(st.sampled_from(allowed))
+    else:
+        name = draw(st.sampled_from([*TABLE, "explode"] if channel == "queue" else list(TABLE)))
+    if name in TABLE and "job" not in TABLE[name][2]:
+        creds = ["admin", "admin", "admin_prev", "job"]
+    else:
+        creds = ["job", "job", "job", "admin", "job_old", "callback"]
+    if channel == "queue":
+        creds += ["admin_stale", "foreign", "garbage"]
+    cred = draw(st.sampled_from(creds))
+    data: dict[str, Any] = {}
+    if name == "reset":
+        data = {"keep_archive": draw(st.booleans())}
+    elif name == "delete":
+        data = {"purge_archive": draw(st.booleans())}
+    elif draw(st.booleans()):
+        data = {"note": "progress"}
+    expect = draw(st.sampled_from([None, "true", "stale"])) if channel == "queue" else None
+    duplicate = draw(st.integers(0, 7)) == 0
+    predicted[job] = _predict(predicted[job], name, data)
+    return Send(job, channel, name, cred, data, expect=expect, duplicate=duplicate)
+
+
+@st.composite
+def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round]]:
+    n_jobs = draw(st.integers(1, 2))
+    objects = [draw(st.sampled_from([0, 0, 2])) for _ in range(n_jobs)]
+    predicted = ["CREATED"] * n_jobs
+    rounds, sent = [], 0
+    for r in range(draw(st.integers(1, 3))):
+        before: list[tuple[Any, ...]] = []
+        if r:
+            for _ in range(draw(st.integers(0, 2))):
+                kind = draw(st.sampled_from(["advance", "advance", "rotate", "output"]))
+                if kind == "advance":
+                    before.append(("advance", draw(st.sampled_from(ADVANCES))))
+                else:
+                    job = draw(st.integers(0, n_jobs - 1))
+                    cred = draw(st.sampled_from(["admin", "job", "job_old", "callback"]))
+                    before.append((kind, job, cred) if kind == "rotate" else (kind, job))
+        count = min(draw(st.integers(0 if r else 1, 5)), MAX_SENDS - sent)
+        sends = tuple(_draw_send(draw, n_jobs, predicted) for _ in range(count))
+        sent += count
+        predicted = ["CREATED" if p == "RESET" else p for p in predicted]  # the erasure ran
+        faults = draw(
+            st.dictionaries(
+                st.integers(1, 12),
+                st.tuples(st.sampled_from(["before", "after"]), st.sampled_from(["crash", "throttle"])),
+                max_size=2,
+            )
+        )
+        lost_ack = draw(st.none() | st.integers(1, 3))
+        ghost, interleaving = 0, ()
+        if mode == "race":
+            ghost = draw(st.integers(1, 10))
+            interleaving = tuple(draw(st.lists(st.integers(0, 1), max_size=40)))
+        rounds.append(Round(tuple(before), sends, faults, lost_ack, draw(st.booleans()), ghost, interleaving))
+    return objects, rounds
+
+
+# -- fault injection -----------------------------------------------------------------------------------
+
+
+class SimulatedCrash(BaseException):  # the process dies: not an error of the code under test
+    """The worker's process dies here: nothing after it runs, the batch is never acknowledged."""
+
+
+class Interleaving:
+    """Two workers, one AWS call at a time: before each call the running worker hands over to whichever
+    the next drawn choice names. Deterministic, so hypothesis can replay and shrink it."""
+
+    def __init__(self, choices: tuple[int, ...]) -> None:
+        self.choices = list(choices)
+        self.turn = 0
+        self.finished = [False, False]
+        self.cv = threading.Condition()
+
+    def _wait(self, me: int) -> None:
+        if not self.cv.wait_for(lambda: self.turn == me, timeout=60):
+            raise RuntimeError("the interleaving deadlocked")
+
+    def point(self, me: int) -> None:
+        with self.cv:
+            chosen = self.choices.pop(0) if self.choices else me
+            self.turn = me if self.finished[chosen] else chosen
+            self.cv.notify_all()
+            self._wait(me)
+
+    def begin(self, me: int) -> None:
+        with self.cv:
+            self._wait(me)
+
+    def end(self, me: int) -> None:
+        with self.cv:
+            self.finished[me] = True
+            self.turn = 1 - me
+            self.cv.notify_all()
+
+
+class Faults:
+    """Numbers the workers' AWS calls in one drain; the planned ones fail before or after the call."""
+
+    def __init__(self, plan: dict[int, tuple[str, str]], interleaving: Interleaving | None = None) -> None:
+        self.plan = plan
+        self.interleaving = interleaving
+        self.calls = 0
+        self.injected: list[str] = []
+
+    def call(self, worker: int, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.interleaving is not None:
+            self.interleaving.point(worker)
+        self.calls += 1
+        where, kind = self.plan.get(self.calls, ("", ""))
+        if where == "before":
+            self._fail(kind, where, what)
+        result = method(*args, **kwargs)
+        if where == "after":
+            self._fail(kind, where, what)
+        return result
+
+    def _fail(self, kind: str, where: str, what: str) -> None:
+        self.injected.append(f"{kind}:{where}:{what}")
+        if kind == "crash":
+            raise SimulatedCrash(f"crash {where} {what}")
+        raise TransientError(f"injected throttle {where} {what}")
+
+
+class Faulty:
+    """`target`, with the methods that make an AWS call going through `faults`."""
+
+    def __init__(self, target: Any, service: str, faults: Faults, worker: int) -> None:
+        self._target, self._service, self._faults, self._worker = target, service, faults, worker
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if name not in WORKER_CALLS[self._service]:
+            return attribute
+        return functools.partial(self._faults.call, self._worker, f"{self._service}.{name}", attribute)
+
+
+@dataclass
+class Message:
+    body: Any
+    group: str
+    id: str  # the deduplication id, which the worker falls back on as the event id
+
+
+@dataclass
+class MemoryFifo:
+    """The FIFO queue of the direct modes: messages in order; a deduplication id is accepted once, as
+    SQS does within its five-minute window. `last` is the last message sent (to deliver it twice)."""
+
+    pending: list[Message] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    last: Message | None = None
+
+    def send(self, body: dict[str, Any], group_id: str, dedup_id: str) -> None:
+        self.last = Message(json.loads(json.dumps(body)), group_id, dedup_id)
+        if dedup_id not in self.seen:
+            self.seen.add(dedup_id)
+            self.pending.append(self.last)
+
+
+class LastSent:
+    """The API's queue adapter, remembering the last message (to deliver it twice)."""
+
+    def __init__(self, inner: SqsEventQueue) -> None:
+        self.inner = inner
+        self.last: Message | None = None
+
+    def send(self, body: dict[str, Any], group_id: str, dedup_id: str) -> None:
+        self.inner.send(body, group_id, dedup_id)
+        self.last = Message(body, group_id, dedup_id)
+
+
+class TickingClock(FakeClock):
+    """Moves 1 ms per read, as a real clock does between two writes (the history is ordered by time)."""
+
+    def now(self) -> float:
+        self.advance(0.001)
+        return super().now()
+
+
+# -- the world: one moto stack per module --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+            mp.delenv(name, raising=False)
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            # after a failed scenario the queues are purged at once (AWS allows one purge a minute)
+            "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false",
+        }.items():
+            mp.setenv(name, value)
+        with mock_aws():
+            from pipelinejobs.local.resources import create_stack_resources
+
+            # moto keeps every stream record and copies them with the table on each transaction
+            resources = create_stack_resources(
+                ROOT / "template.yaml",
+                admin_key=ADMIN_KEY,
+                overrides={"JobsTable": {"StreamSpecification": None}},
+            )
+            for name, value in resources.environment().items():
+                mp.setenv(name, value)
+            import worker_handler
+
+            world = World(resources)
+            mp.setattr(worker_handler, "_deps", lambda: world.worker)
+            # The handler's per-record log lines cost more than moto here; warnings still show.
+            level = worker_handler.logger.log_level
+            worker_handler.logger.setLevel("WARNING")
+            try:
+                yield world
+            finally:
+                worker_handler.logger.setLevel(level)
+
+
+class World:
+    def __init__(self, resources: Any) -> None:
+        self.resources = resources
+        self.settings = replace(Settings.from_env(), rotation=ROTATION, admin_token_lifetime=ADMIN_LIFETIME)
+        self.sqs, self.s3 = boto3.client("sqs"), boto3.client("s3")
+        self.table = boto3.resource("dynamodb").Table(self.settings.table_name)
+        self.repo = DynamoJobRepository(self.settings.table_name)
+        self.queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=resources.queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        self.worker: JobService | None = None  # what worker_handler._deps() returns
+        self.dirty = True  # the last scenario failed: purge the queues
+        self.archived = True  # objects may be left in the archive
+
+    def reset(self) -> None:
+        """An empty table, queue and archive prefix (after a failed scenario, whatever it left)."""
+        scan: dict[str, Any] = {"ProjectionExpression": "pk, sk"}
+        with self.table.batch_writer() as batch:
+            while True:
+                page = self.table.scan(**scan)
+                for key in page["Items"]:
+                    batch.delete_item(Key=key)
+                if "LastEvaluatedKey" not in page:
+                    break
+                scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if self.dirty:
+            for url in (self.resources.queue_url, self.resources.dead_letter_queue_url):
+                self.sqs.purge_queue(QueueUrl=url)
+            self.dirty = False
+        if self.archived:
+            versions = self.versions(f"{self.settings.archive_prefix}/model/")
+            if versions:
+                self.s3.delete_objects(Bucket=self.settings.archive_bucket, Delete={"Objects": versions})
+            self.archived = False
+
+    def versions(self, prefix: str) -> list[dict[str, str]]:
+        page = self.s3.list_object_versions(Bucket=self.settings.archive_bucket, Prefix=prefix)
+        return [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """One received message in the shape Lambda's SQS event source hands the handler."""
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", "0"),
+            "SenderId": "AIDMODEL",
+            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
+            "MessageGroupId": attributes.get("MessageGroupId"),
+            "MessageDeduplicationId": attributes.get("MessageDeduplicationId"),
+            "SequenceNumber": attributes.get("SequenceNumber", "1"),
+        },
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
+
+
+class LambdaContext:
+    function_name = "WorkerFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:WorkerFunction"
+    aws_request_id = "model-request"
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+# -- one scenario --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Queued:
+    """An event as the worker will see it, and as the model applies it."""
+
+    uuid: str
+    event_id: str
+    name: str
+    data: dict[str, Any]
+    cred: Credential
+
+
+class Scenario:
+    def __init__(self, world: World, mode: str) -> None:
+        self.world, self.mode = world, mode
+        self.clock = TickingClock(START)
+        self.now = START  # the nominal time: the clock, without its millisecond ticks
+        s = world.settings
+        self.model = ReferenceModel(
+            grace=s.rotation.grace_seconds,
+            rotate_uses=s.rotation.rotate_uses,
+            rotate_seconds=s.rotation.rotate_seconds,
+            admin_lifetime=s.admin_token_lifetime,
+        )
+        self.fifo = MemoryFifo()
+        self.api_queue: Any = (
+            self.fifo if mode != "queue" else LastSent(SqsEventQueue(world.sqs, s.queue_url))
+        )
+        self.api = ApiService(s, world.repo, self.api_queue, StaticAdminKeys(ADMIN_KEY), clock=self.clock)
+        self.uuids: list[str] = []
+        self.job_tokens: dict[str, list[str]] = {}  # every job token issued, oldest first
+        self.callbacks: dict[str, list[str]] = {}
+        self.strangers: list[str] = []
+        self.injected: list[str] = []
+        self.sent = 0
+
+    # credentials -------------------------------------------------------------------------------------
+
+    def credential(self, choice: str, index: int) -> Credential:
+        uuid = self.uuids[index]
+        job = self.model.jobs[uuid]
+        window = int(self.now // ADMIN_LIFETIME)
+        if choice.startswith("admin"):
+            back = {"admin": 0, "admin_prev": 1, "admin_stale": 2}[choice]
+            return Credential(
+                "admin", admin_token(ADMIN_KEY, self.now - back * ADMIN_LIFETIME), window - back
+            )
+        if choice == "job":
+            return Credential("job", job.token or self.job_tokens[uuid][-1])
+        if choice == "job_old":
+            return Credential("job", self.job_tokens[uuid][0])
+        if choice == "callback":
+            return Credential("callback", job.callback or self.callbacks[uuid][-1])
+        if choice == "callback_old":
+            return Credential("callback", self.callbacks[uuid][0])
+        if choice == "foreign":  # another job's token, or one that was never issued
+            others = [self.model.jobs[u].token for u in self.uuids if u != uuid]
+            return Credential("job", next((t for t in others if t), None) or new_job_token())
+        return Credential("none", "not-a-credential")
+
+    # the phases of a round ---------------------------------------------------------------------------
+
+    def create(self, objects: list[int]) -> None:
+        for i, count in enumerate(objects):
+            created = JobService(self.world.settings, self.world.repo, clock=self.clock).create_job(
+                JobSpec(pipeline_uuid="model", data={"job": i})
+            )
+            uuid = created.job.uuid
+            self.uuids.append(uuid)
+            self.job_tokens[uuid], self.callbacks[uuid] = [created.token], [created.callback_token]
+            self.model.jobs[uuid] = ModelJob(created.token, created.callback_token, issued_at=self.now)
+            for _ in range(count):
+                self.output(i)
+
+    def output(self, index: int) -> None:
+        uuid = self.uuids[index]
+        bucket, prefix = split_s3_url(self.world.repo.get(uuid).archive_path)
+        self.world.s3.put_object(Bucket=bucket, Key=f"{prefix}out-{uuidlib.uuid4().hex}.txt", Body=b"x")
+        self.world.archived = True
+        self.model.jobs[uuid].objects += 1
+
+    def between(self, actions: tuple[tuple[Any, ...], ...]) -> None:
+        for action in actions:
+            if action[0] == "advance":
+                self.clock.advance(action[1])
+                self.now += action[1]
+            elif action[0] == "output":
+                self.output(action[1])
+            else:
+                self.rotate(action[1], action[2])
+
+    def rotate(self, index: int, choice: str) -> None:
+        """POST /jobs/{uuid}/token."""
+        uuid = self.uuids[index]
+        cred = self.credential(choice, index)
+        expected = self.model.api_issue_token(uuid, cred, self.now)
+        try:
+            body = self.api.issue_token(uuid, cred.value, "https://api.example")
+        except JobError as error:
+            assert error.code == expected, f"issue_token: {error.code}, model: {expected}"
+            return
+        assert expected is None, f"issue_token succeeded, model: {expected}"
+        job = self.model.jobs[uuid]
+        self.model.rotate(job, body["token"], self.now)
+        self.job_tokens[uuid].append(body["token"])
+        assert ("callback_url" in body) == (job.callback is None)
+        if "callback_url" in body:
+            job.callback = body["callback_url"].split("token=", 1)[1]
+            self.callbacks[uuid].append(job.callback)
+
+    def send(self, send: Send, queued: list[Queued]) -> None:
+        if send.channel in ("stranger", "malformed"):
+            return self.send_junk(send)
+        uuid = self.uuids[send.job]
+        cred = self.credential(send.cred, send.job)
+        if send.channel == "api":
+            event_id = self.submit(uuid, cred, send)
+        elif send.channel == "callback":
+            event_id = self.callback(uuid, cred, send)
+        else:
+            event_id = self.produce(uuid, cred, send)
+        if event_id is None:  # refused by the API: nothing was queued
+            return None
+        queued.append(Queued(uuid, event_id, send.name, send.data, cred))
+        self.sent += 1
+        if send.duplicate:  # SQS delivers it twice: another message, the same event id
+            last = self.api_queue.last
+            assert last is not None
+            self.post(last.body, last.group, str(uuidlib.uuid4()))
+        return None
+
+    def submit(self, uuid: str, cred: Credential, send: Send) -> str | None:
+        """POST /jobs/{uuid}/events."""
+        job = self.model.jobs[uuid]
+        expected, rotates = self.model.api_submit(uuid, cred, send.name, self.now)
+        try:
+            accepted = self.api.submit_event(
+                uuid, cred.value, parse_event({"name": send.name, "data": send.data})
+            )
+        except JobError as error:
+            assert error.code == expected, f"submit {send.name}: {error.code}, model: {expected}"
+            return None
+        assert expected is None, f"submit {send.name} accepted, model: {expected}"
+        assert accepted.rotated == rotates, (
+            f"submit {send.name}: rotated {accepted.rotated}, model: {rotates}"
+        )
+        if accepted.rotated:
+            assert accepted.token is not None
+            self.model.rotate(job, accepted.token, self.now)
+            self.job_tokens[uuid].append(accepted.token)
+        return accepted.event_id
+
+    def callback(self, uuid: str, cred: Credential, send: Send) -> str | None:
+        """POST /jobs/{uuid}/callback?token=...&status=..."""
+        expected = self.model.api_callback(uuid, cred, self.now)
+        try:
+            accepted = self.api.callback(uuid, cred.value, send.status, {"status": send.status})
+        except JobError as error:
+            assert error.code == expected, f"callback {send.status}: {error.code}, model: {expected}"
+            return None
+        assert expected is None, f"callback {send.status} accepted, model: {expected}"
+        assert accepted.name == send.name
+        return accepted.event_id
+
+    def produce(self, uuid: str, cred: Credential, send: Send) -> str:
+        """A producer posting straight to the queue (section 6), with any credential and hint."""
+        job = self.model.jobs[uuid]
+        event_id = str(uuidlib.uuid4())
+        body: dict[str, Any] = {"uuid": uuid, "name": send.name, "token": cred.value, "event_id": event_id}
+        if send.data:
+            body["data"] = send.data
+        if send.expect == "true":
+            body["expect"] = [job.state, job.generation]
+        elif send.expect == "stale":
+            body["expect"] = ["RUNNING" if job.state != "RUNNING" else "CREATED", job.generation + 1]
+        self.post(body, uuid, event_id)
+        return event_id
+
+    def send_junk(self, send: Send) -> None:
+        stranger = str(uuidlib.uuid4())
+        self.strangers.append(stranger)
+        if send.channel == "stranger":
+            body: Any = {"uuid": stranger, "name": "run", "token": admin_token(ADMIN_KEY, self.now)}
+        else:
+            body = "{not json"
+        self.post(body, stranger, str(uuidlib.uuid4()))
+        self.sent += 1
+
+    def post(self, body: Any, group: str, dedup: str) -> None:
+        self.api_queue.last = Message(body, group, dedup)
+        if self.mode == "queue":
+            text = body if isinstance(body, str) else json.dumps(body)
+            self.world.sqs.send_message(
+                QueueUrl=self.world.resources.queue_url,
+                MessageBody=text,
+                MessageGroupId=group,
+                MessageDeduplicationId=dedup,
+            )
+        else:
+            self.fifo.pending.append(Message(body, group, dedup))
+
+    def worker(self, number: int, faults: Faults) -> JobService:
+        """A fresh container: its own cache; every AWS call it makes goes through `faults`."""
+        w, s = self.world, self.world.settings
+        if self.mode == "queue":
+            queue: Any = SqsEventQueue(Faulty(w.sqs, "sqs", faults, number), s.queue_url)
+        else:
+            queue = Faulty(self.fifo, "queue", faults, number)
+        return JobService(
+            s,
+            Faulty(w.repo, "dynamodb", faults, number),
+            queue=queue,
+            archive=S3ArchiveStore(Faulty(w.s3, "s3", faults, number)),
+            admin_keys=StaticAdminKeys(ADMIN_KEY),
+            clock=self.clock,
+        )
+
+    # draining ----------------------------------------------------------------------------------------
+
+    def drain(self, rnd: Round) -> None:
+        interleaving = Interleaving(rnd.interleaving) if self.mode == "race" else None
+        faults = Faults(dict(rnd.faults), interleaving)
+        self.world.worker = self.worker(0, faults)
+        try:
+            if self.mode == "queue":
+                self.drain_queue(rnd, faults)
+            elif self.mode == "direct":
+                self.drain_fifo(rnd, faults)
+            else:
+                self.race(rnd, faults, interleaving)
+        finally:
+            self.injected += faults.injected
+
+    def drain_queue(self, rnd: Round, faults: Faults) -> None:
+        w = self.world
+        url = w.resources.queue_url
+        remaining_ms = 5_000 if rnd.short_budget else 60_000
+        for batch in itertools.count(1):
+            assert batch < 100, "the queue did not drain"
+            messages = w.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                AttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                return
+            event = {"Records": [sqs_record(m, w.queue_arn) for m in messages]}
+            try:
+                import worker_handler
+
+                response = worker_handler.handler(event, LambdaContext(remaining_ms))
+            except SimulatedCrash:
+                w.worker = self.worker(0, faults)
+                response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
+            if batch == rnd.lost_ack:
+                response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+            for m in messages:
+                if m["MessageId"] in failed:  # visible again once the visibility timeout passes
+                    w.sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
+                else:
+                    w.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    def drain_fifo(self, rnd: Round, faults: Faults, worker: int = 0) -> None:
+        """Lambda's SQS FIFO semantics on the in-memory queue: batches of 10, a failure fails the rest of
+        its message group, a crash or a lost acknowledgement returns the whole batch."""
+        deadline = (lambda: True) if rnd.short_budget else (lambda: False)
+        for batch in itertools.count(1):
+            assert batch < 100, "the queue did not drain"
+            if not self.fifo.pending:
+                return
+            messages, done, failed = self.fifo.pending[:10], [], set()
+            try:
+                for m in messages:
+                    if m.group in failed:
+                        continue
+                    try:
+                        self.world.worker.handle_message(m.body, fallback_event_id=m.id, deadline=deadline)
+                    except TransientError:
+                        failed.add(m.group)
+                    else:
+                        done.append(m)
+            except SimulatedCrash:
+                self.world.worker = self.worker(worker, faults)
+                continue
+            if batch != rnd.lost_ack:
+                self.fifo.pending = [m for m in self.fifo.pending if not any(m is d for d in done)]
+
+    def race(self, rnd: Round, faults: Faults, interleaving: Interleaving | None) -> None:
+        assert interleaving is not None
+        ghost_messages = list(self.fifo.pending[: rnd.ghost])
+        ghost = self.worker(1, faults)
+        errors: list[BaseException] = []
+
+        def second_worker() -> None:
+            try:
+                interleaving.begin(1)
+                for m in ghost_messages:
+                    ghost.handle_message(m.body, fallback_event_id=m.id)
+            except (TransientError, SimulatedCrash):
+                pass  # its batch failed; the first worker has those messages anyway
+            except BaseException as error:  # an assertion or a bug: report it from the main thread
+                errors.append(error)
+            finally:
+                interleaving.end(1)
+
+        thread = threading.Thread(target=second_worker, daemon=True)
+        thread.start()
+        try:
+            self.drain_fifo(rnd, faults)
+        finally:
+            interleaving.end(0)
+            thread.join(timeout=60)
+        assert not thread.is_alive(), "the second worker hung"
+        if errors:
+            raise errors[0]
+        faults.interleaving = None
+        self.drain_fifo(rnd, faults)  # anything the second worker queued after the first finished
+
+    def apply_to_model(self, queued: list[Queued]) -> None:
+        for q in queued:
+            self.model.apply(q.uuid, q.event_id, q.name, q.data, q.cred, self.now)
+        for uuid in self.uuids:
+            self.model.drained(uuid)
+
+    # checking ----------------------------------------------------------------------------------------
+
+    def verify(self) -> None:
+        repo = self.world.repo
+        for uuid in self.uuids:
+            want = self.model.jobs[uuid]
+            job = repo.get(uuid)
+            assert job is not None
+            got_record = (str(job.state), job.generation, job.deleted, job.last_event)
+            want_record = (want.state, want.generation, want.deleted, want.last_event)
+            assert got_record == want_record, f"job {uuid}: record {got_record}, model {want_record}"
+            got_tokens = (job.tokens.token_hash, job.tokens.callback_hash, job.tokens.uses)
+            want_tokens = (
+                want.token and hash_token(want.token),
+                want.callback and hash_token(want.callback),
+                want.uses,
+            )
+            assert got_tokens == want_tokens, f"job {uuid}: token hashes and uses differ from the model"
+            entries = repo.history(uuid, 1000, None).entries
+            ids = [e.event_id for e in entries]
+            assert len(ids) == len(set(ids)), f"job {uuid}: an event id recorded twice: {ids}"
+            got = {
+                e.event_id: Entry(e.name, str(e.outcome), str(e.from_state), str(e.to_state), e.generation)
+                for e in entries
+                if e.name != COMPLETION
+            }
+            expected = {event_id: replace(entry, by=None) for event_id, entry in want.entries.items()}
+            assert got == expected, f"job {uuid}: history differs from the model"
+            applied = [
+                Entry(e.name, "applied", str(e.from_state), str(e.to_state), e.generation, str(e.by))
+                for e in entries
+                if e.outcome == "applied"
+            ]
+            assert applied == want.applied, f"job {uuid}: applied events out of order or missing"
+            assert all(a.to_state == b.from_state for a, b in itertools.pairwise(applied))
+            _, prefix = split_s3_url(job.archive_path)
+            assert len(self.world.versions(prefix)) == want.objects, f"job {uuid}: archive differs"
+        for stranger in self.strangers:  # nothing is recorded for a job that does not exist
+            assert repo.get(stranger) is None and not repo.history(stranger, 10, None).entries
+
+    def verify_queues_empty(self) -> None:
+        if self.mode != "queue":
+            assert not self.fifo.pending
+            return
+        for url in (self.world.resources.queue_url, self.world.resources.dead_letter_queue_url):
+            attributes = self.world.sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            assert attributes == {
+                "ApproximateNumberOfMessages": "0",
+                "ApproximateNumberOfMessagesNotVisible": "0",
+            }
+
+    def play(self, objects: list[int], rounds: list[Round]) -> None:
+        self.create(objects)
+        for rnd in rounds:
+            self.between(rnd.before)
+            queued: list[Queued] = []
+            for send in rnd.sends:
+                self.send(send, queued)
+            self.drain(rnd)
+            self.apply_to_model(queued)
+        # (the history's from/to chain pins every intermediate record, so one check at the end suffices)
+        self.verify()
+        self.verify_queues_empty()
+
+
+# -- the tests -----------------------------------------------------------------------------------------
+
+# Shares of the scenario budget: the real queue and handler, the direct path, two workers racing.
+SHARES = {"queue": 0.4, "direct": 0.35, "race": 0.25}
+
+
+@pytest.mark.parametrize("mode", list(SHARES))
+def test_random_event_sequences_match_the_reference_model(world, mode, scenario_count, model_stats) -> None:
+    examples = max(1, round(scenario_count * SHARES[mode]))
+    started = time.perf_counter()
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+    @given(scenario=scenario_plans(mode))
+    def scenario_matches_the_model(scenario: tuple[list[int], list[Round]]) -> None:
+        # given an empty table, queue and archive, and a scenario of jobs, rounds and faults
+        world.reset()
+        run = Scenario(world, mode)
+        world.dirty = True
+        try:
+            # when it is played through the worker, then after every drain DynamoDB equals the model
+            run.play(*scenario)
+        except BaseException:
+            model_stats.divergences += 1
+            raise
+        finally:
+            model_stats.scenarios[mode] += 1
+            model_stats.events_sent += run.sent
+            model_stats.faults.update(run.injected)
+        world.dirty = False
+        for job in run.model.jobs.values():
+            model_stats.outcomes.update(entry.outcome for entry in job.entries.values())
+
+    try:
+        scenario_matches_the_model()
+    finally:
+        model_stats.seconds += time.perf_counter() - started
