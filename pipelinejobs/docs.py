@@ -4,13 +4,16 @@
     python -m pipelinejobs.docs --check    # exit 1 if README.md is out of date (CI, and a unit test)
 
 The state table and the Mermaid diagram come from `jobcore.states.TRANSITIONS`, the one table the worker
-and the API also use; the token rules come from `jobcore.tokens` and the settings' defaults. README.md
-holds each generated section between two marker lines:
+and the API also use; the token rules come from `jobcore.tokens` and the settings' defaults; the
+configuration table from the docstring of `jobcore.settings`, the module that reads every variable.
+README.md holds each generated section between two marker lines:
 
     <!-- BEGIN GENERATED: states -->
     <!-- END GENERATED: states -->
     <!-- BEGIN GENERATED: tokens -->
     <!-- END GENERATED: tokens -->
+    <!-- BEGIN GENERATED: configuration -->
+    <!-- END GENERATED: configuration -->
 
 Everything between a pair is replaced; everything outside is left alone.
 """
@@ -23,6 +26,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from jobcore import settings as settings_module
 from jobcore.settings import Settings
 from jobcore.states import TRANSITIONS, Actor, State
 from jobcore.tokens import (
@@ -193,9 +197,18 @@ def render_token_rules() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_configuration() -> str:
+    """The table of every environment variable, from the docstring of `jobcore.settings`, the module that
+    reads them (a unit test checks that every variable it reads is in that table)."""
+    doc = settings_module.__doc__ or ""
+    rows = [line for line in doc.splitlines() if line.startswith("|")]
+    return "\n".join(rows) + "\n"
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "states": render_states_section,
     "tokens": render_token_rules,
+    "configuration": render_configuration,
 }
 
 

@@ -471,7 +471,7 @@ class LocalStack:
         short = uuid[:8] + "…" if len(uuid) > 9 else uuid
         self.log(
             f"{time.strftime('%H:%M:%S')} {'notified':<9} {detail.get('event')!s:<9} {short:<10} "
-            f"{detail.get('from_state')}→{detail.get('to_state')}",
+            f"{detail.get('from_state')}→{detail.get('to_state') or '(deleted)'}",
             "notified",
         )
 

@@ -22,6 +22,8 @@ MARKERS = (
     "<!-- END GENERATED: states -->",
     "<!-- BEGIN GENERATED: tokens -->",
     "<!-- END GENERATED: tokens -->",
+    "<!-- BEGIN GENERATED: configuration -->",
+    "<!-- END GENERATED: configuration -->",
 )
 README_TEMPLATE = """# title
 
@@ -35,6 +37,11 @@ old states text
 
 {2}
 {3}
+
+## Configuration
+
+{4}
+{5}
 
 footer kept as is
 """
@@ -233,9 +240,10 @@ def test_update_readme_replaces_only_the_generated_sections(tmp_path: Path) -> N
     assert "```mermaid\n" + docs.render_state_diagram() + "```\n" in text
     assert docs.render_token_rules() in text
     assert text.startswith("# title\n\nintro kept as is\n\n" + MARKERS[0] + "\n")
-    assert text.endswith(MARKERS[3] + "\n\nfooter kept as is\n")
+    assert text.endswith(MARKERS[5] + "\n\nfooter kept as is\n")
     assert text.index(MARKERS[0]) < text.index("| event |") < text.index(MARKERS[1])
     assert text.index(MARKERS[2]) < text.index("| credential |") < text.index(MARKERS[3])
+    assert text.index(MARKERS[4]) < text.index("| `TABLE_NAME` |") < text.index(MARKERS[5])
 
 
 def test_update_readme_is_idempotent(tmp_path: Path) -> None:
@@ -281,7 +289,7 @@ def test_update_readme_missing_marker_is_a_clear_error(tmp_path: Path, dropped: 
 
 def test_update_readme_markers_out_of_order_is_a_clear_error(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text(README_TEMPLATE.format(MARKERS[1], MARKERS[0], MARKERS[2], MARKERS[3]))
+    readme.write_text(README_TEMPLATE.format(MARKERS[1], MARKERS[0], *MARKERS[2:]))
     with pytest.raises(docs.ReadmeError, match="comes before"):
         docs.update_readme(readme, check=True)
 
@@ -332,3 +340,17 @@ def test_repo_readme_is_up_to_date() -> None:
     fresh = docs.update_readme(ROOT / "README.md", check=True)
     # then they match: run `python -m pipelinejobs.docs` after changing the table or the token rules
     assert fresh, "README.md is out of date: run `python -m pipelinejobs.docs`"
+
+
+def test_configuration_table_names_every_variable_the_settings_read() -> None:
+    # given the variables jobcore.settings reads from the environment
+    source = (ROOT / "layers/core/jobcore/settings.py").read_text()
+    body = source.split('"""', 2)[2]  # the code after the module docstring
+    read = set(re.findall(r'(?:env\.get|integer)\("([A-Z_]+)"', body)) | set(re.findall(r'"([A-Z_]{4,})"', body))
+    # when the README's configuration table is rendered
+    table = docs.render_configuration()
+    documented = set(re.findall(r"`([A-Z_]+)`", table))
+    # then every one of them has a row, and the table has its header
+    assert read, "no variable found: the pattern above no longer matches settings.py"
+    assert read <= documented, f"undocumented: {sorted(read - documented)}"
+    assert table.startswith("| variable | used by | default | meaning |\n|---|")

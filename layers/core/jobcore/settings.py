@@ -6,7 +6,7 @@
 | `QUEUE_URL` | api, worker | (required) | the FIFO queue of lifecycle events |
 | `ARCHIVE_BUCKET` | all | (required) | the S3 bucket holding job archives |
 | `ARCHIVE_PREFIX` | all | `archive` | key prefix of every archive path in the bucket |
-| `EVENT_BUS_NAME` | worker | `default` | EventBridge bus for `Job State Changed` notifications |
+| `EVENT_BUS_NAME` | notifier | `default` | EventBridge bus for `Job State Changed` notifications |
 | `ADMIN_KEY_PARAMETER` | api, worker | (required) | SSM SecureString holding the admin key |
 | `ADMIN_TOKEN_LIFETIME` | api, worker | `3600` | seconds per admin-token window |
 | `TOKEN_ROTATE_USES` | api | `50` | job token rotates after this many uses |
