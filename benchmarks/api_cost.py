@@ -1,0 +1,352 @@
+"""What one accepted event costs the HTTP API in AWS requests, per kind of credential.
+
+Calls the API handler (functions/api) with API Gateway HTTP API (payload 2.0) events, against moto
+in-process with every resource built from template.yaml, and counts every AWS request the handler
+makes (all clients, PynamoDB's included, at botocore's `_make_api_call`, as the integration tests'
+`aws_calls` does). The worker applies what was queued between requests, uncounted.
+
+Kinds: a job token that does not rotate (`update` on a RUNNING job), a job token that rotates (`run`
+on a CREATED job: a state change), a callback (the job's callback URL), an admin token (the admin key
+read from SSM once per container and cached, so shown apart for the first request). Creating a job is
+shown too, without a target (it is not an event).
+
+Target (issue 5): <= 1 read + 1 send per accepted event, + 1 write only when the token rotates.
+
+    python benchmarks/api_cost.py [--events 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "bench-admin-key"
+READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "GetParameter"}
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+SENDS = {"SendMessage", "SendMessageBatch"}
+
+
+@dataclass
+class Row:
+    kind: str
+    events: int
+    calls: Counter[str]
+    target: tuple[int, int, int] | None  # max reads, sends, writes per event
+
+    def per_event(self, names: set[str]) -> float:
+        return sum(n for op, n in self.calls.items() if op.split(":")[1] in names) / self.events
+
+    @property
+    def reads(self) -> float:
+        return self.per_event(READS)
+
+    @property
+    def sends(self) -> float:
+        return self.per_event(SENDS)
+
+    @property
+    def writes(self) -> float:
+        return self.per_event(WRITES)
+
+    @property
+    def total(self) -> float:
+        return sum(self.calls.values()) / self.events
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        reads, sends, writes = self.target
+        return (
+            self.reads <= reads
+            and self.sends == sends
+            and self.writes <= writes
+            and self.total <= reads + sends + writes
+        )
+
+
+class ApiBench:
+    """The API handler and the worker on moto, with every AWS request counted while `counting`."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        import api_handler
+        import worker_handler
+
+        self.api = api_handler
+        self.worker = worker_handler
+        # Fresh containers: nothing cached from an earlier run in this process.
+        api_handler._deps.cache_clear()
+        worker_handler._deps.cache_clear()
+        self.sqs = boto3.client("sqs")
+        self.queue_url = os.environ["QUEUE_URL"]
+        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.sample = json.loads((ROOT / "events/api_post_event.json").read_text())
+        self.calls: Counter[str] = Counter()
+        self._counting = False
+        from botocore.client import BaseClient
+
+        original = BaseClient._make_api_call
+        bench = self
+
+        def counting(client: Any, operation: str, params: Any) -> Any:
+            if bench._counting:
+                bench.calls[f"{client.meta.service_model.service_name}:{operation}"] += 1
+            return original(client, operation, params)
+
+        BaseClient._make_api_call = counting  # type: ignore[method-assign]
+
+    @contextmanager
+    def counting(self) -> Iterator[Counter[str]]:
+        self.calls = Counter()
+        self._counting = True
+        try:
+            yield self.calls
+        finally:
+            self._counting = False
+
+    def admin(self) -> str:
+        import time
+
+        from jobcore.tokens import admin_token
+
+        return admin_token(ADMIN_KEY, time.time(), 3600)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        route: str,
+    ) -> tuple[int, Any]:
+        event = copy.deepcopy(self.sample)
+        event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["requestContext"]["http"]["method"] = method
+        event["headers"].pop("authorization", None)
+        if token is not None:
+            event["headers"]["authorization"] = f"Bearer {token}"
+        event["rawQueryString"] = urlencode(query or {})
+        event["queryStringParameters"] = query
+        event["body"] = None if body is None else json.dumps(body)
+        response = self.api.handler(event, _Context())
+        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+
+    def create(self, n: int) -> dict[str, Any]:
+        status, body = self.request(
+            "POST",
+            "/jobs",
+            token=self.admin(),
+            body={"pipeline_uuid": "bench", "data": {"n": n}},
+            route="/jobs",
+        )
+        assert status == 201, body
+        return {"uuid": body["job"]["uuid"], "token": body["token"], "callback": body["callback_url"]}
+
+    def event(self, job: dict[str, Any], name: str, token: str | None = None) -> dict[str, Any]:
+        status, body = self.request(
+            "POST",
+            f"/jobs/{job['uuid']}/events",
+            token=token or job["token"],
+            body={"name": name, "data": {"progress": 1}},
+            route="/jobs/{uuid}/events",
+        )
+        assert status == 202, body
+        if token is None:
+            job["token"] = body["token"]
+        return dict(body)
+
+    def callback(self, job: dict[str, Any], status_word: str) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        token = parse_qs(urlsplit(job["callback"]).query)["token"][0]
+        status, body = self.request(
+            "POST",
+            f"/jobs/{job['uuid']}/callback",
+            query={"token": token, "status": status_word},
+            body={"platform": "bench"},
+            route="/jobs/{uuid}/callback",
+        )
+        assert status == 202, body
+
+    def work(self) -> None:
+        """Apply everything queued, through the worker handler in Lambda's SQS event shape."""
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                return
+            event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
+            failures = self.worker.handler(event, _Context())["batchItemFailures"]
+            assert not failures, failures
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+
+class _Context:
+    function_name = "ApiFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """One received message in the shape Lambda's SQS event source hands the worker."""
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", "0"),
+            "SenderId": attributes.get("SenderId", "AIDBENCH"),
+            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
+            "MessageGroupId": attributes.get("MessageGroupId"),
+            "MessageDeduplicationId": attributes.get("MessageDeduplicationId"),
+            "SequenceNumber": attributes.get("SequenceNumber", "1"),
+        },
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
+
+
+@contextmanager
+def moto_stack() -> Iterator[None]:
+    """moto in-process with the stack of template.yaml (its table without the stream: moto keeps every
+    stream record in memory, and AWS does not bill the stream that Lambda reads)."""
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    for path in ("layers/core", "functions/api", "functions/worker", "."):
+        if str(ROOT / path) not in sys.path:
+            sys.path.insert(0, str(ROOT / path))
+    from moto import mock_aws
+
+    from pipelinejobs.local.resources import create_stack_resources
+
+    with mock_aws():
+        stack = create_stack_resources(
+            ROOT / "template.yaml",
+            admin_key=ADMIN_KEY,
+            overrides={"JobsTable": {"StreamSpecification": None}},
+        )
+        os.environ.update(stack.environment())
+        # Quiet: the template's INFO logs and metrics would bury the figures (they make no AWS request).
+        os.environ.update({"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"})
+        yield
+
+
+def measure(events: int = 20) -> list[Row]:
+    """AWS requests per event of each kind, `events` of each (admin's first request apart)."""
+    with moto_stack():
+        bench = ApiBench()
+        rows = []
+
+        # Creating a job (admin): shown, not an event. The admin key's first read happens here.
+        with bench.counting() as calls:
+            job = bench.create(0)
+        rows.append(Row("create job (admin, first request: SSM read)", 1, calls, None))
+        with bench.counting() as calls:
+            jobs = [bench.create(i) for i in range(1, events + 1)]
+        rows.append(Row("create job (admin)", events, calls, None))
+
+        # A job token that rotates: run from CREATED is a state change.
+        with bench.counting() as calls:
+            for j in jobs:
+                bench.event(j, "run")
+        rows.append(Row("job token, rotating (run: state change)", events, calls, (1, 1, 1)))
+        bench.work()
+
+        # A job token that does not rotate: progress notes on a RUNNING job, fewer than the uses limit.
+        bench.event(job, "run")
+        bench.work()
+        with bench.counting() as calls:
+            for _ in range(events):
+                bench.event(job, "update")
+        rows.append(Row("job token, not rotating (update)", events, calls, (1, 1, 0)))
+        bench.work()
+
+        # Callbacks: the compute platform's notifications (never rotate).
+        with bench.counting() as calls:
+            for _ in range(events):
+                bench.callback(job, "PROGRESSING")
+        rows.append(Row("callback (update)", events, calls, (1, 1, 0)))
+        bench.work()
+
+        # An admin token: the admin key from SSM was cached by the creates above.
+        admin = bench.admin()
+        with bench.counting() as calls:
+            for _ in range(events):
+                bench.event(job, "update", token=admin)
+        rows.append(Row("admin token (update, key cached)", events, calls, (1, 1, 0)))
+        bench.work()
+        return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20, help="events of each kind")
+    args = parser.parse_args(argv)
+    rows = measure(args.events)
+
+    print(f"AWS requests per accepted event through the API handler ({args.events} events of each kind)")
+    print(
+        f"{'kind':<44} {'reads':>5} {'sends':>5} {'writes':>6} {'total':>5}  {'target':<28} result  operations"
+    )
+    ok = True
+    for r in rows:
+        operations = ", ".join(f"{op.split(':')[1]} {n / r.events:g}" for op, n in sorted(r.calls.items()))
+        if r.target is None:
+            target, verdict = "none (not an event)", "-"
+        else:
+            reads, sends, writes = r.target
+            target = f"<= {reads} read + {sends} send" + (f" + {writes} write" if writes else "")
+            verdict = "PASS" if r.met else "MISS"
+            ok &= bool(r.met)
+        print(
+            f"{r.kind:<44} {r.reads:5.2f} {r.sends:5.2f} {r.writes:6.2f} {r.total:5.2f}  {target:<28} "
+            f"{verdict:<6}  {operations}"
+        )
+    print(
+        "\n(reads: GetItem/Query and SSM GetParameter; the admin key is cached for 5 minutes per container)"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
