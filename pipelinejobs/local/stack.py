@@ -129,6 +129,8 @@ _MOTO_RUNNER = r"""
 import logging, sys
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 from moto.server import ThreadedMotoServer
+from pipelinejobs.local.moto_patches import install
+install()  # DynamoDB transactions without whole-table copies: a flat cost per event
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
 server.start()
 print(server.get_host_and_port()[1], flush=True)

@@ -1,0 +1,163 @@
+"""Keep the emulator's cost per event flat: DynamoDB transactions without whole-table copies.
+
+moto's `TransactWriteItems` backs up every table a transaction touches with `copy.deepcopy` before it
+runs, so that it can put the copy back if any part fails. The copy holds every item and every stream
+record of the table, so each write costs time in proportion to everything written before it: the
+worker applies each event with one transaction, and the local stack slowed from ~10 ms to seconds per
+event as the table grew (a few thousand events in).
+
+`install()` backs up only what the transaction can change: the items it names (one deep copy each) and
+the length of the table's stream. On a rollback moto puts its "backup" in place of the table; here
+that backup is a marker, replaced by the real table with those items restored and the stream records
+the failed transaction added removed. What moto answers (the cancellation reasons, the old items of
+ALL_OLD) is unchanged: moto's own code still runs the transaction.
+
+The local stack installs it in the emulator's process (moto server), before serving.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+__all__ = ["install", "installed", "uninstall"]
+
+_state = threading.local()
+_ORIGINAL_ATTRIBUTE = "_pipelinejobs_original"
+
+
+class _TableBackup:
+    """Stands where moto's deep copy of a table would; restores the touched items on rollback."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        shard = getattr(table, "stream_shard", None)
+        self.stream_length = len(shard.items) if shard is not None else None
+        self.items: list[tuple[Any, Any, Any]] = []  # (hash, range, the item before, or None)
+
+    def remember(self, hash_value: Any, range_value: Any) -> None:
+        if any(h == hash_value and r == range_value for h, r, _ in self.items):
+            return
+        before = self.table.get_item(hash_value, range_value)
+        self.items.append((hash_value, range_value, copy.deepcopy(before)))
+
+    def restore(self) -> Any:
+        table = self.table
+        for hash_value, range_value, before in reversed(self.items):
+            if range_value is not None:
+                if before is None:
+                    table.items[hash_value].pop(range_value, None)
+                else:
+                    table.items[hash_value][range_value] = before
+            elif before is None:
+                table.items.pop(hash_value, None)
+            else:
+                table.items[hash_value] = before
+        shard = getattr(table, "stream_shard", None)
+        if shard is not None and self.stream_length is not None:
+            del shard.items[self.stream_length :]
+        return table
+
+
+def _backups() -> dict[int, _TableBackup] | None:
+    return getattr(_state, "backups", None)
+
+
+def _deepcopy(value: Any, memo: Any = None) -> Any:
+    backups = _backups()
+    if backups is not None and id(value) in backups:
+        return backups[id(value)]
+    return copy.deepcopy(value, memo)
+
+
+@contextmanager
+def _recording(backups: dict[int, _TableBackup]) -> Iterator[None]:
+    _state.backups = backups
+    try:
+        yield
+    finally:
+        _state.backups = None
+
+
+def _key(table: Any, operation_type: str, operation: dict[str, Any]) -> tuple[Any, Any] | None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    attributes = operation.get("Item") if operation_type == "Put" else operation.get("Key")
+    if not isinstance(attributes, dict) or table.hash_key_attr not in attributes:
+        return None  # moto refuses it, and rolls back nothing it did not change
+    range_attribute = table.range_key_attr
+    if range_attribute is not None and range_attribute not in attributes:
+        return None
+    hash_value = DynamoType(attributes[table.hash_key_attr])
+    range_value = DynamoType(attributes[range_attribute]) if range_attribute is not None else None
+    return hash_value, range_value
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    original = getattr(type(self).transact_write_items, _ORIGINAL_ATTRIBUTE)
+    backups: dict[int, _TableBackup] = {}
+    by_name: dict[str, _TableBackup] = {}
+    for item in transact_items[:100]:  # moto refuses more, before it copies anything
+        if not isinstance(item, dict) or len(item) != 1:
+            continue
+        ((operation_type, operation),) = item.items()
+        if not isinstance(operation, dict):
+            continue
+        table = self.tables.get(operation.get("TableName"))
+        if table is None:
+            continue
+        backup = backups.setdefault(id(table), _TableBackup(table))
+        by_name[operation["TableName"]] = backup
+        key = _key(table, operation_type, operation)
+        if key is not None:
+            backup.remember(*key)
+    try:
+        with _recording(backups):
+            original(self, transact_items)
+    finally:
+        for name, backup in by_name.items():
+            if self.tables.get(name) is backup:  # moto rolled back: the marker stands for the table
+                self.tables[name] = backup.restore()
+
+
+def installed() -> bool:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    return hasattr(DynamoDBBackend.transact_write_items, _ORIGINAL_ATTRIBUTE)
+
+
+def install() -> bool:
+    """Patch moto's DynamoDB backend in this process. Returns False (and changes nothing) when this
+    moto is not laid out as expected; the emulator then works as before, only slower."""
+    try:
+        import moto.dynamodb.models as models
+        from moto.dynamodb.models import DynamoDBBackend
+    except ImportError:
+        return False
+    if installed():
+        return True
+    if getattr(models, "copy", None) is not copy or not callable(
+        getattr(DynamoDBBackend, "transact_write_items", None)
+    ):
+        return False
+    original = DynamoDBBackend.transact_write_items
+    setattr(_transact_write_items, _ORIGINAL_ATTRIBUTE, original)
+    models.copy = SimpleNamespace(deepcopy=_deepcopy, copy=copy.copy)  # type: ignore[assignment]
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    return True
+
+
+def uninstall() -> None:
+    """Undo install() (for tests that patch moto in their own process)."""
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if installed():
+        DynamoDBBackend.transact_write_items = getattr(  # type: ignore[method-assign]
+            DynamoDBBackend.transact_write_items, _ORIGINAL_ATTRIBUTE
+        )
+        models.copy = copy

@@ -1,0 +1,155 @@
+"""The local stack's patch of moto (pipelinejobs.local.moto_patches): a DynamoDB transaction copies only
+the items it names, never the whole table, and a cancelled one still leaves no trace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from pipelinejobs.local import moto_patches
+
+TABLE = "patched"
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        assert moto_patches.install()
+        try:
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            client.create_table(
+                TableName=TABLE,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            )
+            yield client
+        finally:
+            moto_patches.uninstall()
+
+
+@pytest.fixture
+def no_table_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any deep copy of a whole table fails the test (moto made one per transaction)."""
+    from moto.dynamodb.models.table import Table
+
+    def refuse(self: Any, memo: Any) -> Any:
+        raise AssertionError("a whole table was copied")
+
+    monkeypatch.setattr(Table, "__deepcopy__", refuse, raising=False)
+
+
+def _key(sk: str) -> dict[str, Any]:
+    return {"pk": {"S": "job"}, "sk": {"S": sk}}
+
+
+def _item(client: Any, sk: str) -> dict[str, Any] | None:
+    return client.get_item(TableName=TABLE, Key=_key(sk), ConsistentRead=True).get("Item")
+
+
+def _stream_records(client: Any) -> int:
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = dynamodb_backends["123456789012"]["us-east-1"].tables[TABLE]
+    return len(table.stream_shard.items)
+
+
+def _update(sk: str, value: str) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": TABLE,
+            "Key": _key(sk),
+            "UpdateExpression": "SET v = :v",
+            "ExpressionAttributeValues": {":v": {"S": value}},
+        }
+    }
+
+
+def _put_new(sk: str) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": TABLE,
+            "Item": {**_key(sk), "v": {"S": "new"}},
+            "ConditionExpression": "attribute_not_exists(sk)",
+        }
+    }
+
+
+def test_a_committed_transaction_applies_every_part_without_copying_the_table(
+    dynamodb, no_table_copies
+) -> None:
+    # given an item
+    dynamodb.put_item(TableName=TABLE, Item={**_key("job"), "v": {"S": "before"}})
+    records = _stream_records(dynamodb)
+    # when a transaction updates it and adds another
+    dynamodb.transact_write_items(TransactItems=[_update("job", "after"), _put_new("history#1")])
+    # then both parts are there, with their stream records
+    assert _item(dynamodb, "job")["v"] == {"S": "after"}
+    assert _item(dynamodb, "history#1")["v"] == {"S": "new"}
+    assert _stream_records(dynamodb) == records + 2
+
+
+def test_a_cancelled_transaction_leaves_items_and_stream_as_they_were(dynamodb, no_table_copies) -> None:
+    # given an item, and a history entry that exists already
+    dynamodb.put_item(TableName=TABLE, Item={**_key("job"), "v": {"S": "before"}})
+    dynamodb.put_item(TableName=TABLE, Item={**_key("history#1"), "v": {"S": "first"}})
+    records = _stream_records(dynamodb)
+    # when a transaction updates the item, adds a new entry and re-adds the existing one (its condition fails)
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[_update("job", "after"), _put_new("history#2"), _put_new("history#1")]
+        )
+    # then it is cancelled for that reason, and nothing of it remains: not the update, not the new entry,
+    # not a stream record
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [reason["Code"] for reason in raised.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "ConditionalCheckFailed"]
+    assert _item(dynamodb, "job")["v"] == {"S": "before"}
+    assert _item(dynamodb, "history#2") is None
+    assert _item(dynamodb, "history#1")["v"] == {"S": "first"}
+    assert _stream_records(dynamodb) == records
+
+
+def test_a_cancelled_transaction_hands_back_the_old_item(dynamodb) -> None:
+    # given an item, and a conditional update that fails with ALL_OLD asked for (the worker relies on it)
+    dynamodb.put_item(TableName=TABLE, Item={**_key("job"), "state": {"S": "RUNNING"}})
+    update = _update("job", "x")
+    update["Update"]["ConditionExpression"] = "#s = :created"
+    update["Update"]["ExpressionAttributeNames"] = {"#s": "state"}
+    update["Update"]["ExpressionAttributeValues"][":created"] = {"S": "CREATED"}
+    update["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    # when it runs
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(TransactItems=[update, _put_new("history#1")])
+    # then the reason holds the item as it is
+    (first, _) = raised.value.response["CancellationReasons"]
+    assert first["Code"] == "ConditionalCheckFailed"
+    assert first["Item"]["state"] == {"S": "RUNNING"}
+    assert _item(dynamodb, "history#1") is None
+
+
+def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+    assert moto_patches.install() and moto_patches.install()
+    assert moto_patches.installed()
+    moto_patches.uninstall()
+    assert not moto_patches.installed()
+    assert DynamoDBBackend.transact_write_items is original
