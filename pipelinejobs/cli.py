@@ -491,25 +491,52 @@ def _short_time(value: Any) -> str:
     return str(value or "-").replace("T", " ").removesuffix("Z").split(".")[0]
 
 
-def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("UUID", no_wrap=True)
-    table.add_column("STATE", no_wrap=True)
-    table.add_column("GEN", justify="right")
-    table.add_column("PIPELINE", overflow="fold")
-    table.add_column("NAME", overflow="fold")
-    table.add_column("TAGS", overflow="fold")
-    table.add_column("UPDATED (UTC)", no_wrap=True)
-    for job in jobs:
-        table.add_row(
-            escape(str(job.get("uuid"))),
-            _state(job.get("state")),
-            str(job.get("generation", "")),
-            escape(str(job.get("pipeline_uuid") or "")),
-            escape(str(job.get("name") or "")),
-            escape(", ".join(job.get("tags") or [])),
-            _short_time(job.get("updated_at")),
-        )
+def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width: int | None = None) -> Table:
+    """One row per job; NAME and TAGS only when some job has one. The uuid, state, generation and time
+    always show whole: on a terminal too narrow for every column (`width`), NAME and TAGS are left out
+    (`jobs show` and `--json` have them) and the time loses its seconds."""
+    listed = list(jobs)
+    rows = [
+        {
+            "uuid": str(job.get("uuid")),
+            "state": str(job.get("state") or "-"),
+            "gen": str(job.get("generation", "")),
+            "pipeline": str(job.get("pipeline_uuid") or ""),
+            "name": str(job.get("name") or ""),
+            "tags": ", ".join(job.get("tags") or []),
+            "updated": _short_time(job.get("updated_at")),
+        }
+        for job in listed
+    ]
+    optional = [key for key in ("name", "tags") if any(row[key] for row in rows)]
+
+    def widest(key: str, header: str) -> int:
+        return max([len(header)] + [len(row[key]) for row in rows])
+
+    natural = 36 + widest("state", "STATE") + 3 + min(widest("pipeline", "PIPELINE"), 24) + 19
+    natural += sum(min(widest(key, key), 16) for key in optional) + 2 * (4 + len(optional)) + 1
+    if width is not None and natural > width:
+        optional = []
+        for row in rows:
+            row["updated"] = row["updated"][:16]
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),  # with the box's blank column separator: two spaces between columns
+    )
+    table.add_column("UUID", no_wrap=True, min_width=36)
+    table.add_column("STATE", no_wrap=True, min_width=widest("state", "STATE"))
+    table.add_column("GEN", justify="right", no_wrap=True, min_width=3)
+    table.add_column("PIPELINE", overflow="fold", min_width=6)
+    for key in optional:
+        table.add_column(key.upper(), overflow="fold")
+    table.add_column("UPDATED (UTC)", no_wrap=True, min_width=len(rows[0]["updated"]) if rows else 13)
+    for row in rows:
+        cells = {**{key: escape(value) for key, value in row.items()}, "state": _state(row["state"])}
+        table.add_row(*(cells[key] for key in ("uuid", "state", "gen", "pipeline", *optional, "updated")))
     return table
 
 
@@ -549,7 +576,7 @@ def jobs_list(
         _err().print("No jobs match." if filters else "No jobs yet.")
         return
     out = _out()
-    out.print(_jobs_table(jobs))
+    out.print(_jobs_table(jobs, width=out.width))
     count = f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}"
     suffix = " (more match: raise --limit or use --all)" if more else ""
     _err().print(f"[dim]{count}{suffix}[/dim]")
@@ -720,7 +747,7 @@ def jobs_create(
         _print_json(result)
         return
     out = _out()
-    out.print(_jobs_table([job.raw]))
+    out.print(_jobs_table([job.raw], width=out.width))
     if job.token:
         out.print(f"[bold]job token[/bold]     {escape(job.token)}", soft_wrap=True)
     if job.callback_url:
@@ -911,7 +938,7 @@ def _bulk(
     err = _err()
     if not yes:
         if targets[0].get("state") is not None:
-            err.print(_jobs_table(targets[:10], title=f"Jobs to {verb}"))
+            err.print(_jobs_table(targets[:10], title=f"Jobs to {verb}", width=err.width))
             if len(targets) > 10:
                 err.print(f"[dim]… and {len(targets) - 10} more[/dim]")
         noun = "job" if len(targets) == 1 else "jobs"

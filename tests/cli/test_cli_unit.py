@@ -162,6 +162,20 @@ def test_jobs_list_prints_a_table_with_the_filters_sent(runner, fake_api):
     assert "2 jobs" in result.stderr
 
 
+def test_jobs_list_on_an_80_column_terminal_keeps_uuids_and_times_whole(runner, fake_api, monkeypatch):
+    # given a terminal of 80 columns and jobs with tags
+    monkeypatch.setenv("COLUMNS", "80")
+    fake_api.route("GET", "/jobs", 200, {"jobs": [job(U1), job(U2, "VALIDATING")], "next": None})
+    # when they are listed
+    result = invoke(runner, fake_api, "jobs", "list")
+    # then every line fits, uuids, states and times are whole, and the tags are left out
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for text in (U1, U2, "VALIDATING", "2024-05-01 12:00"):
+        assert text in result.stdout
+    assert "nightly" not in result.stdout and "TAGS" not in result.stdout
+
+
 def test_jobs_list_says_when_more_match_than_shown(runner, fake_api):
     fake_api.route("GET", "/jobs", 200, {"jobs": [job(U1), job(U2), job(U3)], "next": "c"})
     result = invoke(runner, fake_api, "jobs", "list", "--limit", "2", "--json")
