@@ -182,6 +182,7 @@ def demo(
         str | None,
         typer.Option(
             "--url",
+            envvar="PIPELINEJOBS_URL",
             help=f"A running API. Default: {DEFAULT_URL} if it answers, else a local stack started for the demo.",
             show_default=False,
         ),
