@@ -8,8 +8,10 @@ import uuid as uuidlib
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from jobcore.errors import TransientError
+from pipelinejobs.cli import app
 from pipelinejobs.dlq import redrive
 from tests.e2e.conftest import VISIBILITY_TIMEOUT, Api, queue_depth, wait_until
 
@@ -126,12 +128,17 @@ def test_failure_of_the_machinery_is_dead_lettered_then_redriven_and_applied(
     assert queue_depth(sqs, stack.resources.queue_url) == 0
     assert api.job(uuid).body["state"] == "CREATED"
     assert api.job(other["job"]["uuid"]).body["state"] == "RUNNING"  # a failure fails only its group
-    # when the cause is fixed and an admin redrives the dead-letter queue
+    # when the cause is fixed and an admin redrives the dead-letter queue with the CLI
     monkeypatch.setattr(repository, "apply", real_apply)
-    moved = redrive(sqs, dlq, stack.resources.queue_url)
+    result = CliRunner().invoke(
+        app,
+        ["dlq", "redrive", "--dlq-url", dlq, "--queue-url", stack.resources.queue_url, "--yes", "--json"],
+        env={"AWS_ENDPOINT_URL": stack.aws_endpoint},
+    )
     stack.drain()
     # then the event is applied once, under its original id
-    assert moved == 1
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["moved"] == 1
     assert queue_depth(sqs, dlq) == 0
     assert api.job(uuid).body["state"] == "RUNNING"
     history = api.history(uuid)
