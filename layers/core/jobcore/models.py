@@ -1,14 +1,14 @@
 """Request, event and message models (pydantic, as Powertools' parser uses them).
 
 The same models validate the HTTP API's bodies and the worker's queue messages, so the two edges
-cannot disagree about what is valid.
+cannot disagree about what is valid. (The worker reads a well-formed message without them, through
+jobcore.messages, which defers to them for anything else: see there why.) The limits and data checks
+both edges share live in jobcore.payloads and are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -21,54 +21,23 @@ from pydantic import (
     field_validator,
 )
 
-from jobcore.errors import InvalidRequest, PayloadTooLarge, UnknownEvent
-from jobcore.ids import canonical_json, is_uuid
-from jobcore.states import EVENT_NAMES
+from jobcore.errors import InvalidRequest
+from jobcore.ids import is_uuid
+from jobcore.payloads import MAX_BODY_BYTES as MAX_BODY_BYTES
+from jobcore.payloads import MAX_DATA_BYTES as MAX_DATA_BYTES
+from jobcore.payloads import MAX_DATA_DEPTH as MAX_DATA_DEPTH
+from jobcore.payloads import check_data as check_data
+from jobcore.payloads import data_size as data_size
+from jobcore.payloads import decode_json as decode_json
+from jobcore.payloads import event_data as event_data
+from jobcore.payloads import too_deep as too_deep
+from jobcore.states import check_event_name
 
-MAX_DATA_BYTES: Final = 64 * 1024
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
-MAX_BODY_BYTES: Final = 256 * 1024  # SQS's own limit for a message
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/=+@-]+$")]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-
-
-def data_size(data: Any) -> int:
-    return len(canonical_json(data).encode("utf-8"))
-
-
-# JSON nesting allowed in data: DynamoDB's own limit for maps, and far below what would exhaust the
-# recursion of the JSON codecs on the way out (a history nobody could read).
-MAX_DATA_DEPTH: Final = 32
-
-
-def too_deep(value: Any, limit: int = MAX_DATA_DEPTH) -> bool:
-    """Whether JSON-like `value` nests objects or arrays more than `limit` levels (without recursing)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, Mapping):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
-
-
-def check_data(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` if it may be stored: nested at most MAX_DATA_DEPTH levels and at most MAX_DATA_BYTES
-    serialized. Raises InvalidRequest or PayloadTooLarge. Both edges (API and queue) call this."""
-    if too_deep(data):
-        raise InvalidRequest(f"data is nested more than {MAX_DATA_DEPTH} levels deep")
-    size = data_size(data)
-    if size > MAX_DATA_BYTES:
-        raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
-    return data
 
 
 class _Strict(BaseModel):
@@ -204,19 +173,11 @@ LifecycleEvent = Annotated[
 _EVENT_ADAPTER: Final[TypeAdapter[Any]] = TypeAdapter(LifecycleEvent)
 
 
-def event_data(event: Any) -> dict[str, Any]:
-    """The event's data as a plain dict (reset/delete data models included)."""
-    data = event.data
-    return data.model_dump() if isinstance(data, BaseModel) else dict(data)
-
-
 def parse_event(body: Any) -> Any:
     """A LifecycleEvent from `{"name", "data"?}`. Raises UnknownEvent, PayloadTooLarge or InvalidRequest."""
     if not isinstance(body, dict):
         raise InvalidRequest("the event must be a JSON object with a 'name' and an optional 'data' object")
-    name = body.get("name")
-    if not isinstance(name, str) or name not in EVENT_NAMES:
-        raise UnknownEvent(f"unknown event {name!r}; known events: {', '.join(EVENT_NAMES)}")
+    name = check_event_name(body.get("name"))
     if "data" in body and body["data"] is None:
         body = {k: v for k, v in body.items() if k != "data"}
     try:
@@ -269,15 +230,6 @@ class EraseMessage(BaseModel):
     generation: int
     step: int
     signature: str
-
-
-def decode_json(text: str | bytes, what: str = "body") -> Any:
-    if len(text) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the {what} is {len(text)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        return json.loads(text)
-    except (ValueError, TypeError):
-        raise InvalidRequest(f"the {what} is not valid JSON") from None
 
 
 def describe(error: ValidationError) -> str:

@@ -194,6 +194,13 @@ def event_for_status(status: str) -> str:
     return "update"
 
 
+def check_event_name(name: object) -> str:
+    """`name` if it names an event (the table's rows). Raises UnknownEvent."""
+    if not isinstance(name, str) or name not in TRANSITIONS:
+        raise UnknownEvent(f"unknown event {name!r}; known events: {', '.join(EVENT_NAMES)}")
+    return name
+
+
 def transition(event: str) -> Transition:
     """The table row of `event`. Raises UnknownEvent."""
     try:

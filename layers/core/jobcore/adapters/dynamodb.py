@@ -8,6 +8,12 @@
 
 Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline` (sorted by `updated_at`); a deleted job
 drops its `idx_*` attributes and so leaves every listing, while its history stays.
+
+Every model of the table and the repository's transactions go through ONE botocore client, made when
+the repository is built (a Lambda container's init) on the botocore session it is given, which the
+handler's other clients share. Left to itself, PynamoDB gives each model class its own connection, each
+making its own botocore session and client on first use: ~60 ms per model class, paid by the first
+requests of every container.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import base64
 import json
 import os
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, Final
 
 from pynamodb.attributes import (
@@ -25,7 +30,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.connection import Connection
+from pynamodb.connection import Connection, TableConnection
 from pynamodb.exceptions import (
     DoesNotExist,
     GetError,
@@ -85,9 +90,40 @@ def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-@cache
-def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[Any], type[Any], type[Any]]:
-    """PynamoDB model classes bound to one table (the name is known only at run time)."""
+class SharedConnection(Connection):
+    """PynamoDB's connection, on a given botocore session, drawing its client from an owner connection.
+
+    The owner makes the one client (with PynamoDB's own configuration: retries, timeouts, no parameter
+    validation) on the session; every connection made with `owner=` uses that client, keeping its own
+    description of the table (PynamoDB keeps one per model class: keys, attributes, indexes).
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        host: str | None,
+        session: Any = None,
+        owner: SharedConnection | None = None,
+    ) -> None:
+        super().__init__(region=region, host=host)
+        self._given_session = session
+        self._owner = owner
+
+    @property
+    def session(self) -> Any:
+        return self._given_session if self._given_session is not None else super().session
+
+    @property
+    def client(self) -> Any:
+        return self._owner.client if self._owner is not None else super().client
+
+
+def bind_models(
+    table_name: str, region: str, host: str | None, connection: SharedConnection | None = None
+) -> tuple[type[Any], type[Any], type[Any]]:
+    """PynamoDB model classes bound to one table (the name is known only at run time), all on the
+    client of `connection` when one is given."""
 
     def table_meta() -> type:
         return type("Meta", (), {"table_name": table_name, "region": region, "host": host})
@@ -183,6 +219,14 @@ def bind_models(table_name: str, region: str, host: str | None) -> tuple[type[An
         sk = UnicodeAttribute(range_key=True)
         data = UnicodeAttribute()
 
+    if connection is not None:
+        for model in (JobItem, HistoryItem, DataItem):
+            # PynamoDB describes the table from the model's attributes (no DescribeTable); the model
+            # keeps that description on a connection that uses the shared client.
+            table: TableConnection = model._get_connection()
+            shared = SharedConnection(region=region, host=host, owner=connection)
+            shared.add_meta_table(table.get_meta_table())
+            table.connection = shared
     return JobItem, HistoryItem, DataItem
 
 
@@ -235,9 +279,23 @@ def _transient(error: PynamoDBException) -> bool:
 class DynamoJobRepository:
     """JobRepository on one DynamoDB table."""
 
-    def __init__(self, table_name: str, *, region: str | None = None, host: str | None = None) -> None:
-        self.JobItem, self.HistoryItem, self.DataItem = bind_models(table_name, region or _region(), host)
-        self._connection = Connection(region=region or _region(), host=host)
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        region: str | None = None,
+        host: str | None = None,
+        session: Any = None,
+    ) -> None:
+        """`session`: the botocore session to make the DynamoDB client on (the handler's, shared with
+        its other clients); PynamoDB makes its own without one. The client is made here, not on the
+        first request."""
+        region = region or _region()
+        self._connection = SharedConnection(region=region, host=host, session=session)
+        self.JobItem, self.HistoryItem, self.DataItem = bind_models(
+            table_name, region, host, self._connection
+        )
+        self._connection.client  # noqa: B018 (made now: a container's init, not its first request)
 
     # -- conversions ---------------------------------------------------------------------------------
 
