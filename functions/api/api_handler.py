@@ -22,7 +22,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
@@ -92,6 +91,7 @@ def build_service(*, clock: Clock | None = None) -> ApiService:
     import os
 
     import boto3
+    import botocore.session
 
     from jobcore.adapters.dynamodb import DynamoJobRepository
     from jobcore.adapters.sqs import SqsEventQueue
@@ -99,11 +99,14 @@ def build_service(*, clock: Clock | None = None) -> ApiService:
     from jobcore.settings import Settings
 
     settings = Settings.from_env()
+    # One botocore session for every client (PynamoDB's included): they share its endpoint rules.
+    session = botocore.session.get_session()
+    aws = boto3.session.Session(botocore_session=session)
     return ApiService(
         settings,
-        DynamoJobRepository(settings.table_name, host=os.environ.get("AWS_ENDPOINT_URL")),
-        SqsEventQueue(boto3.client("sqs"), settings.queue_url),
-        SsmAdminKeys(settings.admin_key_parameter, boto3.client("ssm")),
+        DynamoJobRepository(settings.table_name, host=os.environ.get("AWS_ENDPOINT_URL"), session=session),
+        SqsEventQueue(aws.client("sqs"), settings.queue_url),
+        SsmAdminKeys(settings.admin_key_parameter, aws.client("ssm")),
         clock=clock,
     )
 
@@ -207,21 +210,31 @@ def _doc(description: str, model: type[BaseModel] = ErrorResponse) -> OpenAPIRes
 _BAD = {400: _doc("malformed request"), 401: _doc("no valid credential")}
 _JOB_ERRORS = {**_BAD, 403: _doc("the credential does not allow this"), 404: _doc("no such job")}
 _BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-OPENAPI_SETTINGS: Final[dict[str, Any]] = {
-    "title": API_TITLE,
-    "version": API_VERSION,
-    "description": (
-        "Lifecycle of pipeline jobs. Credentials go in `Authorization: Bearer <token>`: the job token "
-        "(rotates: always use the `token` of the last response), an admin token, or a callback token. "
-        'Errors are `{"error": {"code", "message"}}`.'
-    ),
-    "security_schemes": {
-        "bearerAuth": HTTPBearer(description="job token (pjt_...), callback token (pjc_...) or admin token"),
-        "callbackToken": APIKey.model_validate(
-            {"name": "token", "in": APIKeyIn.query, "description": "the callback URL's token"}
+
+
+@cache
+def openapi_settings() -> dict[str, Any]:
+    """The document's title, description and security schemes. Built on the first request for the
+    document: Powertools' OpenAPI models cost a cold start ~60 ms, and no event needs them."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+
+    return {
+        "title": API_TITLE,
+        "version": API_VERSION,
+        "description": (
+            "Lifecycle of pipeline jobs. Credentials go in `Authorization: Bearer <token>`: the job token "
+            "(rotates: always use the `token` of the last response), an admin token, or a callback token. "
+            'Errors are `{"error": {"code", "message"}}`.'
         ),
-    },
-}
+        "security_schemes": {
+            "bearerAuth": HTTPBearer(
+                description="job token (pjt_...), callback token (pjc_...) or admin token"
+            ),
+            "callbackToken": APIKey.model_validate(
+                {"name": "token", "in": APIKeyIn.query, "description": "the callback URL's token"}
+            ),
+        },
+    }
 
 
 # -- request helpers -------------------------------------------------------------------------------
@@ -432,7 +445,9 @@ def issue_token(uuid: str):
 
 @lru_cache(maxsize=8)
 def _openapi_json(base_url: str) -> str:
-    return app.get_openapi_json_schema(servers=[Server(url=base_url)], **OPENAPI_SETTINGS)
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    return app.get_openapi_json_schema(servers=[Server(url=base_url)], **openapi_settings())
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -440,7 +455,14 @@ def openapi_document():
     return Response(200, content_types.APPLICATION_JSON, _openapi_json(_base_url()))
 
 
-app.enable_swagger(path="/docs", **OPENAPI_SETTINGS)
+DOCS_PATH: Final = "/docs"
+
+
+@cache
+def _enable_docs() -> None:
+    """Powertools' Swagger UI at DOCS_PATH, registered on the first request for it (see
+    openapi_settings: registering it loads the OpenAPI models). Not in the document either way."""
+    app.enable_swagger(path=DOCS_PATH, **openapi_settings())
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -550,6 +572,8 @@ def _oversized(event: dict[str, Any]) -> dict[str, Any] | None:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if str(event.get("rawPath") or "").rstrip("/").endswith(DOCS_PATH):
+        _enable_docs()
     response = _oversized(event) or app.resolve(event, context)
     logger.info("request", route=event.get("routeKey"), status=response.get("statusCode"))
     return response
