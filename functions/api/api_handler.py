@@ -416,6 +416,7 @@ def get_event(uuid: str, event_id: str):
     ),
     responses={
         202: _doc("accepted and queued", AcceptedResponse),
+        400: _doc("a query parameter over its length limit"),
         401: _doc("no valid callback token"),
         404: _doc("no such job"),
     },

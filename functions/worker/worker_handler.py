@@ -94,7 +94,7 @@ class SqsRecord:
 def _body(record: SqsRecord) -> Any:
     try:
         return json.loads(record.body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return None  # recorded as malformed by the service
 
 

@@ -139,7 +139,7 @@ def worker_line(result: Any) -> tuple[str, str]:
 def _record_body(record: Any) -> dict[str, Any]:
     try:
         body = json.loads(getattr(record, "body", None) or "")
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
 

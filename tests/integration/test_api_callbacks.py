@@ -237,3 +237,14 @@ def test_hostile_callback_bodies_are_still_accepted(api: Api) -> None:
     assert kept[0] == {"_trimmed": {"reason": "nested more than 32 levels deep"}, "status": "HEARTBEAT"}
     assert kept[1] == {"body": unparsable, "status": "HEARTBEAT"}
     assert kept[2] == {"body": "\ufffd\ufffd{", "status": "RUNNING"}
+
+
+def test_a_status_over_its_length_limit_is_a_400_the_document_declares(api: Api) -> None:
+    # given a callback URL, and a status word longer than the route takes
+    job = api.create()
+    response = api.callback(job, "RUNNING" * 20)
+    # then it is refused as malformed, in the error format, and the OpenAPI document says it can be
+    assert response.status == 400
+    assert json.loads(response.text)["error"]["code"] == "invalid_request"
+    document = json.loads(api.call("GET", "/openapi.json").text)
+    assert "400" in document["paths"]["/jobs/{uuid}/callback"]["post"]["responses"]

@@ -158,7 +158,7 @@ class JobService:
         Raises TransientError (retry the message) for failures of the machinery.
         """
         if isinstance(body, dict) and body.get("internal") == "erase":
-            return self._erase_step(body, deadline or (lambda: False))
+            return self._erase_step(body, fallback_event_id, deadline or (lambda: False))
         try:
             message = read_message(body)
         except MalformedMessage as error:
@@ -323,6 +323,13 @@ class JobService:
             event_id = own_id
         return self._reject(uuid.lower(), event_id, body.get("name"), body.get("data"), reason, None)
 
+    def _reject_erase(self, uuid: Any, event_id: str, reason: str) -> Result:
+        """A forged or garbled erasure step, recorded (when its job exists) under the message's own id:
+        the event id in its body names the reset it claims to continue, whose entry it must not take."""
+        if not isinstance(uuid, str) or not is_uuid(uuid):
+            return Result("unrecorded", None, "erase", event_id, reason)
+        return self._reject(uuid.lower(), event_id, "erase", {}, reason, None)
+
     # -- follow-ups: archive erasure -----------------------------------------------------------------
 
     def _after_applied(
@@ -359,7 +366,9 @@ class JobService:
         ).model_dump()
         self.queue.send(body, group_id=uuid, dedup_id=f"{event_id}:erase:{step}")
 
-    def _erase_step(self, body: dict[str, Any], deadline: Callable[[], bool]) -> Result:
+    def _erase_step(
+        self, body: dict[str, Any], fallback_event_id: str, deadline: Callable[[], bool]
+    ) -> Result:
         from pydantic import ValidationError
 
         from jobcore.models import EraseMessage, describe
@@ -367,10 +376,14 @@ class JobService:
         try:
             message = EraseMessage.model_validate(body)
         except ValidationError as error:
-            return self._reject_malformed(body, "erase", f"malformed erase message: {describe(error)}")
+            return self._reject_erase(
+                body.get("uuid"), fallback_event_id, f"malformed erase message: {describe(error)}"
+            )
         expected = self._signature(message.uuid, message.purpose, message.event_id, message.generation)
         if not hmac.compare_digest(expected, message.signature):
-            return Result("unrecorded", message.uuid, "erase", message.event_id, "bad signature")
+            return self._reject_erase(
+                message.uuid, fallback_event_id, "the erase message's signature is not valid"
+            )
         job = self.repo.get(message.uuid)
         current = (
             job is not None
