@@ -52,8 +52,13 @@ validate: install ## cfn-lint and the SAM translator, offline
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/python -m pipelinejobs.local.validate template.yaml
 
-bench: install ## benchmarks: cost per event, cold start, throughput
-	@for b in benchmarks/*.py; do echo "==> $$b"; $(BIN)/python $$b || exit 1; done
+# Each benchmark exits 3 when a target is missed (its figures are printed either way); any other
+# failure stops the run. Results and how they were obtained: docs/PERFORMANCE.md.
+bench: install ## benchmarks: cost per event, cold start, throughput (a few minutes)
+	@missed=""; for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(BIN)/python $$b; rc=$$?; \
+	  if [ $$rc -eq 3 ]; then missed="$$missed $$b"; elif [ $$rc -ne 0 ]; then exit $$rc; fi; echo; done; \
+	  if [ -n "$$missed" ]; then echo "targets missed in:$$missed (see docs/PERFORMANCE.md)"; exit 3; fi; \
+	  echo "every target met"
 
 build: ## sam build (needs the AWS SAM CLI and Python 3.12 on PATH)
 	sam build

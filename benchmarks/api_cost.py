@@ -22,16 +22,16 @@ import copy
 import json
 import os
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-ROOT = Path(__file__).resolve().parents[1]
-ADMIN_KEY = "bench-admin-key"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ADMIN_KEY, ROOT, AwsCalls, LambdaContext, moto_stack, sqs_record
+
 READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "GetParameter"}
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 SENDS = {"SendMessage", "SendMessageBatch"}
@@ -92,36 +92,13 @@ class ApiBench:
         worker_handler._deps.cache_clear()
         self.sqs = boto3.client("sqs")
         self.queue_url = os.environ["QUEUE_URL"]
-        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        self.queue_arn = attributes["Attributes"]["QueueArn"]
         self.sample = json.loads((ROOT / "events/api_post_event.json").read_text())
-        self.calls: Counter[str] = Counter()
-        self._counting = False
-        from botocore.client import BaseClient
-
-        original = BaseClient._make_api_call
-        bench = self
-
-        def counting(client: Any, operation: str, params: Any) -> Any:
-            if bench._counting:
-                bench.calls[f"{client.meta.service_model.service_name}:{operation}"] += 1
-            return original(client, operation, params)
-
-        BaseClient._make_api_call = counting  # type: ignore[method-assign]
-
-    @contextmanager
-    def counting(self) -> Iterator[Counter[str]]:
-        self.calls = Counter()
-        self._counting = True
-        try:
-            yield self.calls
-        finally:
-            self._counting = False
+        self.aws = AwsCalls()
+        self.counting = self.aws.counting
 
     def admin(self) -> str:
-        import time
-
         from jobcore.tokens import admin_token
 
         return admin_token(ADMIN_KEY, time.time(), 3600)
@@ -146,7 +123,7 @@ class ApiBench:
         event["rawQueryString"] = urlencode(query or {})
         event["queryStringParameters"] = query
         event["body"] = None if body is None else json.dumps(body)
-        response = self.api.handler(event, _Context())
+        response = self.api.handler(event, LambdaContext())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     def create(self, n: int) -> dict[str, Any]:
@@ -174,8 +151,6 @@ class ApiBench:
         return dict(body)
 
     def callback(self, job: dict[str, Any], status_word: str) -> None:
-        from urllib.parse import parse_qs, urlsplit
-
         token = parse_qs(urlsplit(job["callback"]).query)["token"][0]
         status, body = self.request(
             "POST",
@@ -189,86 +164,19 @@ class ApiBench:
     def work(self) -> None:
         """Apply everything queued, through the worker handler in Lambda's SQS event shape."""
         while True:
-            messages = self.sqs.receive_message(
+            received = self.sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-            ).get("Messages", [])
+            )
+            messages: list[dict[str, Any]] = received.get("Messages", [])  # type: ignore[assignment]
             if not messages:
                 return
             event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
-            failures = self.worker.handler(event, _Context())["batchItemFailures"]
+            failures = self.worker.handler(event, LambdaContext())["batchItemFailures"]
             assert not failures, failures
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
-
-
-class _Context:
-    function_name = "ApiFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 15_000
-
-
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """One received message in the shape Lambda's SQS event source hands the worker."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attributes.get("SentTimestamp", "0"),
-            "SenderId": attributes.get("SenderId", "AIDBENCH"),
-            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
-            "MessageGroupId": attributes.get("MessageGroupId"),
-            "MessageDeduplicationId": attributes.get("MessageDeduplicationId"),
-            "SequenceNumber": attributes.get("SequenceNumber", "1"),
-        },
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1",
-    }
-
-
-@contextmanager
-def moto_stack() -> Iterator[None]:
-    """moto in-process with the stack of template.yaml (its table without the stream: moto keeps every
-    stream record in memory, and AWS does not bill the stream that Lambda reads)."""
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    for path in ("layers/core", "functions/api", "functions/worker", "."):
-        if str(ROOT / path) not in sys.path:
-            sys.path.insert(0, str(ROOT / path))
-    from moto import mock_aws
-
-    from pipelinejobs.local.resources import create_stack_resources
-
-    with mock_aws():
-        stack = create_stack_resources(
-            ROOT / "template.yaml",
-            admin_key=ADMIN_KEY,
-            overrides={"JobsTable": {"StreamSpecification": None}},
-        )
-        os.environ.update(stack.environment())
-        # Quiet: the template's INFO logs and metrics would bury the figures (they make no AWS request).
-        os.environ.update({"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"})
-        yield
 
 
 def measure(events: int = 20) -> list[Row]:
@@ -345,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "\n(reads: GetItem/Query and SSM GetParameter; the admin key is cached for 5 minutes per container)"
     )
-    return 0 if ok else 1
+    return 0 if ok else 3
 
 
 if __name__ == "__main__":
