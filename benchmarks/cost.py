@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import LambdaContext, moto_stack, sqs_record
+from _common import ROOT, LambdaContext, moto_stack, sqs_record
 from api_cost import ApiBench
 from worker_cost import item_size
 
 UPDATES_PER_JOB = 8
 EVENTS_PER_JOB = UPDATES_PER_JOB + 2  # run, updates, finish
-MEMORY_GB = 0.5  # template.yaml Globals: MemorySize 512, arm64
 
 # us-east-1 list prices (USD), as published on the AWS pricing pages in 2025.
 PRICES = {
@@ -169,6 +168,14 @@ def measure(jobs: int) -> dict[str, Any]:
     }
 
 
+def function_memory() -> tuple[float, str]:
+    """The functions' memory (GB) and architecture, from template.yaml's Globals."""
+    from pipelinejobs.local.template import load_template
+
+    function = load_template(ROOT / "template.yaml")["Globals"]["Function"]
+    return int(function["MemorySize"]) / 1024, str(function["Architectures"][0])
+
+
 def kb(size: int, unit: int = 1024) -> int:
     return max(1, math.ceil(size / unit))
 
@@ -183,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     m = measure(args.jobs)
+    memory_gb, architecture = function_memory()
+    assert architecture == "arm64", f"the prices below are arm64's, the template says {architecture}"
     api: Side = m["api"]
     worker: Side = m["worker"]
     events: int = m["events"]
@@ -214,17 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         ("Lambda API: requests", api_requests, "invocations", api_requests * p["lambda_request"]),
         (
             "Lambda API: duration",
-            api_requests * api_ms / 1000 * MEMORY_GB,
+            api_requests * api_ms / 1000 * memory_gb,
             "GB-s",
-            api_requests * api_ms / 1000 * MEMORY_GB * p["lambda_gb_s"],
+            api_requests * api_ms / 1000 * memory_gb * p["lambda_gb_s"],
         ),
         ("SQS FIFO (send, receive, delete)", sqs_requests, "requests", sqs_requests * p["sqs_fifo_request"]),
         ("Lambda worker: requests", 1 / args.batch, "invocations", p["lambda_request"] / args.batch),
         (
             "Lambda worker: duration",
-            worker_ms_per_event / 1000 * MEMORY_GB,
+            worker_ms_per_event / 1000 * memory_gb,
             "GB-s",
-            worker_ms_per_event / 1000 * MEMORY_GB * p["lambda_gb_s"],
+            worker_ms_per_event / 1000 * memory_gb * p["lambda_gb_s"],
         ),
         ("DynamoDB writes", wru, "WRU", wru * p["dynamodb_wru"]),
         ("DynamoDB reads", rru, "RRU", rru * p["dynamodb_rru"]),
@@ -236,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         (
             "Lambda notifier: duration",
-            stream_records / args.stream_batch * notifier_ms / 1000 * MEMORY_GB,
+            stream_records / args.stream_batch * notifier_ms / 1000 * memory_gb,
             "GB-s",
-            stream_records / args.stream_batch * notifier_ms / 1000 * MEMORY_GB * p["lambda_gb_s"],
+            stream_records / args.stream_batch * notifier_ms / 1000 * memory_gb * p["lambda_gb_s"],
         ),
         ("EventBridge (state changes)", notifications, "events", notifications * p["eventbridge_event"]),
     ]
@@ -272,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"assumed: {args.batch} messages per worker invocation, {args.stream_batch} stream records per "
         f"notifier invocation, {latency:g} ms per AWS request inside Lambda (so API {api_ms:.0f} ms per "
-        f"request, worker {worker_ms_per_event:.1f} ms per event), {MEMORY_GB * 1024:.0f} MB arm64"
+        f"request, worker {worker_ms_per_event:.1f} ms per event); {memory_gb * 1024:.0f} MB {architecture} "
+        f"(template.yaml)"
     )
     print(
         "prices (us-east-1 list, 2025): Lambda $0.20/M requests + $0.0000133334/GB-s (arm64); "
