@@ -4,10 +4,8 @@ Permanent problems (malformed message, bad credential, event not allowed) are re
 history and acknowledged; only failures of the machinery raise, so that SQS retries them and, after
 maxReceiveCount, moves them to the dead-letter queue. A failure fails only its own message group.
 
-Cold start: the batch loop below does what Powertools' `SqsFifoPartialProcessor(skip_group_on_error=True)`
-did, without loading its batch utility (asyncio and every event data class, ~45 ms of each cold start);
-and no pydantic is loaded for a well-formed message (see jobcore.messages). benchmarks/cold_start.py
-measures it.
+Batches go through Powertools' `SqsFifoPartialProcessor(skip_group_on_error=True)`: a failed record
+fails the rest of its message group only, and the response lists them (ReportBatchItemFailures).
 """
 
 from __future__ import annotations
@@ -16,15 +14,15 @@ import json
 import os
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobcore.service import JobService, Result
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 metrics = Metrics()
@@ -66,39 +64,14 @@ def _deps() -> JobService:
     )
 
 
-class SqsRecord:
-    """One record of Lambda's SQS event, read as Powertools' SQSRecord reads it (what the worker uses)."""
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.raw = raw
-
-    @property
-    def body(self) -> str:
-        return self.raw["body"]
-
-    @property
-    def message_id(self) -> str:
-        return str(self.raw["messageId"])
-
-    @property
-    def group_id(self) -> str | None:
-        return (self.raw.get("attributes") or {}).get("MessageGroupId")
-
-    @property
-    def deduplication_id(self) -> str | None:
-        return (self.raw.get("attributes") or {}).get("MessageDeduplicationId")
-
-
-def _body(record: SqsRecord) -> Any:
+def _body(record: SQSRecord) -> Any:
     try:
         return json.loads(record.body)
     except (ValueError, TypeError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return None  # recorded as malformed by the service
 
 
-def record_handler(record: SqsRecord, lambda_context: LambdaContext | None = None) -> Result:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> Result:
     service = _deps()
     # An erasure step hands over to a follow-up message after its budget, and always before Lambda's
     # timeout, keeping enough time back to report the batch.
@@ -111,7 +84,7 @@ def record_handler(record: SqsRecord, lambda_context: LambdaContext | None = Non
         remaining = lambda_context.get_remaining_time_in_millis()
         return remaining < _SAFETY_MS or started_ms - remaining >= budget_ms
 
-    fallback = record.deduplication_id or record.message_id
+    fallback = record.attributes.message_deduplication_id or record.message_id
     result = service.handle_message(_body(record), fallback_event_id=fallback, deadline=deadline)
     metrics.add_metric(name=_METRIC_NAMES.get(result.status, "EventsApplied"), unit=MetricUnit.Count, value=1)
     logger.info(
@@ -130,26 +103,10 @@ def record_handler(record: SqsRecord, lambda_context: LambdaContext | None = Non
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
-    """A partial batch response (ReportBatchItemFailures) for a batch from the FIFO queue.
-
-    Records are handled in order. When one fails (its handler raises), the later records of its
-    message group are not handled and fail too, so a group's order is kept; other groups go on. A batch
-    whose every record failed is reported like any other, not raised: the messages return to the
-    queue either way, without an invocation error.
-    """
-    failures: list[dict[str, str]] = []
-    failed_groups: set[str] = set()
-    for raw in event["Records"]:
-        record = SqsRecord(raw)
-        group = record.group_id
-        if group in failed_groups:
-            failures.append({"itemIdentifier": record.message_id})
-            continue
-        try:
-            # looked up on each call: the local stack wraps `record_handler` to watch each outcome
-            record_handler(record=record, lambda_context=context)
-        except Exception:
-            if group:
-                failed_groups.add(group)
-            failures.append({"itemIdentifier": record.message_id})
-    return {"batchItemFailures": failures}
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # A batch whose every message failed is reported as such, like any other partial failure, rather
+    # than raised: the messages return to the queue either way, without an invocation error.
+    processor.raise_on_entire_batch_failure = False
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

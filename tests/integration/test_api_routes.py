@@ -157,7 +157,9 @@ def test_get_job_lists_the_events_the_caller_may_send_now(api: Api) -> None:
     assert "pjt_" not in text and "pjc_" not in text and "hash" not in text and "callback_url" not in text
 
 
-@pytest.mark.parametrize("path_uuid", ["5b0e5f0c-4a43-4a55-9e7c-0d0c1d5d7a11", "not-a-uuid", "%2e%2e", "x" * 300])
+@pytest.mark.parametrize(
+    "path_uuid", ["5b0e5f0c-4a43-4a55-9e7c-0d0c1d5d7a11", "not-a-uuid", "%2e%2e", "x" * 300]
+)
 def test_unknown_or_malformed_job_is_404(api: Api, path_uuid: str) -> None:
     response = api.call("GET", f"/jobs/{path_uuid}", token=api.admin())
     assert response.status == 404

@@ -1,9 +1,8 @@
 """Request, event and message models (pydantic, as Powertools' parser uses them).
 
 The same models validate the HTTP API's bodies and the worker's queue messages, so the two edges
-cannot disagree about what is valid. (The worker reads a well-formed message without them, through
-jobcore.messages, which defers to them for anything else: see there why.) The limits and data checks
-both edges share live in jobcore.payloads and are re-exported here.
+cannot disagree about what is valid. The limits and data checks both edges share live in
+jobcore.payloads and are re-exported here.
 """
 
 from __future__ import annotations

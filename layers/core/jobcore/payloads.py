@@ -1,6 +1,7 @@
 """Limits of what may travel and be stored, and the checks of them that both edges (API and queue) make.
 
-Plain Python, so that the worker can check data without loading pydantic (see jobcore.messages).
+Plain Python, no pydantic: the models of jobcore.models use them, and so does whatever checks data
+outside a model (the API's size check before parsing, the service's rejection records).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
+
+from pydantic import ValidationError
 
 from jobcore.archive_paths import check_archive_path, default_archive_path
 from jobcore.clock import Clock, SystemClock, iso
@@ -28,8 +30,15 @@ from jobcore.errors import (
     Unauthorized,
 )
 from jobcore.ids import is_uuid, job_uuid
-from jobcore.messages import Event, MalformedMessage, Message, read_event, read_message
-from jobcore.payloads import check_data
+from jobcore.models import (
+    EraseMessage,
+    JobSpec,
+    QueueMessage,
+    check_data,
+    describe,
+    event_data,
+    parse_event,
+)
 from jobcore.ports import AdminKeys, ArchiveStore, EventQueue, JobRepository
 from jobcore.records import (
     ApplyCommand,
@@ -48,12 +57,6 @@ from jobcore.tokens import (
     new_callback_token,
     new_job_token,
 )
-
-if TYPE_CHECKING:
-    from jobcore.models import JobSpec
-
-# The worker loads no pydantic for a well-formed message (jobcore.messages); the models are loaded on
-# the rare paths that need them (a malformed message, an archive erasure).
 
 logger = logging.getLogger("jobcore")
 
@@ -160,12 +163,12 @@ class JobService:
         if isinstance(body, dict) and body.get("internal") == "erase":
             return self._erase_step(body, fallback_event_id, deadline or (lambda: False))
         try:
-            message = read_message(body)
-        except MalformedMessage as error:
-            return self._reject_malformed(body, fallback_event_id, f"malformed message: {error}")
+            message = QueueMessage.model_validate(body)
+        except ValidationError as error:
+            return self._reject_malformed(body, fallback_event_id, f"malformed message: {describe(error)}")
         event_id = message.event_id or fallback_event_id
         try:
-            event = read_event(message.name, message.data)
+            event = parse_event({"name": message.name, "data": message.data})
             by, token_hash = self._credential(message.token)
             row = transition(event.name)
             if by not in row.actors:
@@ -186,7 +189,7 @@ class JobService:
             raise Unauthorized("the token is not a pipelinejobs credential")
         return kind, hash_token(token)
 
-    def _expectation(self, message: Message, sources: frozenset[State]) -> tuple[State, int]:
+    def _expectation(self, message: QueueMessage, sources: frozenset[State]) -> tuple[State, int]:
         if message.expect is not None:
             try:
                 state = State(message.expect[0])
@@ -206,11 +209,11 @@ class JobService:
             self._known.popitem(last=False)
 
     def _apply(
-        self, message: Message, event: Event, event_id: str, by: Actor, token_hash: str | None
+        self, message: QueueMessage, event: Any, event_id: str, by: Actor, token_hash: str | None
     ) -> Result:
         uuid, name = message.uuid, event.name
         row = transition(name)
-        data = event.data
+        data = event_data(event)
         effect = {"reset": Effect.REVOKE, "ready": Effect.NEXT_GENERATION, "delete": Effect.DELETE}.get(
             name, Effect.NONE
         )
@@ -351,8 +354,6 @@ class JobService:
     def _send_erase(self, uuid: str, purpose: str, event_id: str, generation: int, step: int) -> None:
         if self.queue is None:
             raise TransientError("no queue to continue the archive erasure on")
-        from jobcore.models import EraseMessage
-
         body = EraseMessage.model_validate(
             {
                 "internal": "erase",
@@ -369,10 +370,6 @@ class JobService:
     def _erase_step(
         self, body: dict[str, Any], fallback_event_id: str, deadline: Callable[[], bool]
     ) -> Result:
-        from pydantic import ValidationError
-
-        from jobcore.models import EraseMessage, describe
-
         try:
             message = EraseMessage.model_validate(body)
         except ValidationError as error:
