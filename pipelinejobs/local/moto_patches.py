@@ -1,23 +1,28 @@
-"""Keep the emulator's cost per event flat: DynamoDB transactions without whole-table copies.
+"""moto's DynamoDB as the local stack needs it: isolated requests, and a cost per event that stays flat.
 
-moto's `TransactWriteItems` backs up every table a transaction touches with `copy.deepcopy` before it
-runs, so that it can put the copy back if any part fails. The copy holds every item and every stream
-record of the table, so each write costs time in proportion to everything written before it: the
-worker applies each event with one transaction, and the local stack slowed from ~10 ms to seconds per
-event as the table grew (a few thousand events in).
+- Isolation. moto's server handles requests in threads, and its DynamoDB has no lock: a transaction that
+  fails puts back the copy it took before it ran, undoing any write another request made meanwhile (a
+  token rotation by the API while the worker's write of a stale expectation failed: the new token was
+  lost, and refused). DynamoDB applies each request atomically and isolated; here each DynamoDB request
+  is served whole (parsed, run and answered) under one lock.
+- `TransactWriteItems` backs up every table a transaction touches with `copy.deepcopy` (every item and
+  every stream record) before it runs, so that it can put the copy back if any part fails; the worker
+  applies each event with one transaction, so each event cost time in proportion to every event before
+  it (seconds per event a few thousand events in). Here only what the transaction can change is backed
+  up: the items it names (one deep copy each) and the length of the table's stream. On a rollback moto
+  puts its "backup" in place of the table; here that backup is a marker, replaced by the real table
+  with those items restored and the stream records the failed transaction added removed. What moto
+  answers (the cancellation reasons, the old items of ALL_OLD) is unchanged: moto's own code runs it.
+- `Query` on the table itself (not an index) sorts every item of the table to pick the partition's;
+  every history page is such a query. Here it reads the partition alone (an index query is unchanged).
 
-`install()` backs up only what the transaction can change: the items it names (one deep copy each) and
-the length of the table's stream. On a rollback moto puts its "backup" in place of the table; here
-that backup is a marker, replaced by the real table with those items restored and the stream records
-the failed transaction added removed. What moto answers (the cancellation reasons, the old items of
-ALL_OLD) is unchanged: moto's own code still runs the transaction.
-
-The local stack installs it in the emulator's process (moto server), before serving.
+The local stack installs them in the emulator's process (moto server), before serving.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +32,7 @@ from typing import Any
 __all__ = ["install", "installed", "uninstall"]
 
 _state = threading.local()
+_DYNAMODB_LOCK = threading.RLock()
 _ORIGINAL_ATTRIBUTE = "_pipelinejobs_original"
 
 
@@ -124,40 +130,85 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
                 self.tables[name] = backup.restore()
 
 
-def installed() -> bool:
-    from moto.dynamodb.models import DynamoDBBackend
+def _query(self: Any, *args: Any, **kwargs: Any) -> Any:
+    original = getattr(type(self).query, _ORIGINAL_ATTRIBUTE)
+    arguments = inspect.signature(original).bind(self, *args, **kwargs).arguments
+    hash_key, index_name = arguments.get("hash_key"), arguments.get("index_name")
+    if index_name is not None or hash_key is None or self.range_key_attr is None:
+        return original(self, *args, **kwargs)
+    _state.partition = (self, hash_key)
+    try:
+        return original(self, *args, **kwargs)
+    finally:
+        _state.partition = None
 
-    return hasattr(DynamoDBBackend.transact_write_items, _ORIGINAL_ATTRIBUTE)
+
+def _all_items(self: Any) -> Any:
+    partition = getattr(_state, "partition", None)
+    if partition is not None and partition[0] is self:
+        items = self.items.get(partition[1], {})  # (a defaultdict: get adds no partition)
+        return sorted(items.values(), key=lambda item: item.range_key)
+    return getattr(type(self).all_items, _ORIGINAL_ATTRIBUTE)(self)
+
+
+def _call_action(self: Any) -> Any:
+    with _DYNAMODB_LOCK:
+        return getattr(type(self).call_action, _ORIGINAL_ATTRIBUTE)(self)
+
+
+_PATCHES = (
+    ("DynamoHandler", "call_action", _call_action),
+    ("DynamoDBBackend", "transact_write_items", _transact_write_items),
+    ("Table", "query", _query),
+    ("Table", "all_items", _all_items),
+)
+
+
+def _classes() -> dict[str, Any]:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    return {"DynamoDBBackend": DynamoDBBackend, "DynamoHandler": DynamoHandler, "Table": Table}
+
+
+def installed() -> bool:
+    classes = _classes()
+    return all(hasattr(getattr(classes[owner], name), _ORIGINAL_ATTRIBUTE) for owner, name, _ in _PATCHES)
 
 
 def install() -> bool:
-    """Patch moto's DynamoDB backend in this process. Returns False (and changes nothing) when this
-    moto is not laid out as expected; the emulator then works as before, only slower."""
+    """Patch moto's DynamoDB in this process. Returns False (and changes nothing) when this moto is not
+    laid out as expected; the emulator then works as before, only slower."""
     try:
         import moto.dynamodb.models as models
-        from moto.dynamodb.models import DynamoDBBackend
+
+        classes = _classes()
     except ImportError:
         return False
     if installed():
         return True
-    if getattr(models, "copy", None) is not copy or not callable(
-        getattr(DynamoDBBackend, "transact_write_items", None)
-    ):
+    if getattr(models, "copy", None) is not copy:
         return False
-    original = DynamoDBBackend.transact_write_items
-    setattr(_transact_write_items, _ORIGINAL_ATTRIBUTE, original)
+    for owner, name, _ in _PATCHES:
+        if not callable(getattr(classes[owner], name, None)):
+            return False
+    if "hash_key" not in inspect.signature(classes["Table"].query).parameters:
+        return False
+    for owner, name, replacement in _PATCHES:
+        setattr(replacement, _ORIGINAL_ATTRIBUTE, getattr(classes[owner], name))
+        setattr(classes[owner], name, replacement)
     models.copy = SimpleNamespace(deepcopy=_deepcopy, copy=copy.copy)  # type: ignore[assignment]
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     return True
 
 
 def uninstall() -> None:
     """Undo install() (for tests that patch moto in their own process)."""
     import moto.dynamodb.models as models
-    from moto.dynamodb.models import DynamoDBBackend
 
-    if installed():
-        DynamoDBBackend.transact_write_items = getattr(  # type: ignore[method-assign]
-            DynamoDBBackend.transact_write_items, _ORIGINAL_ATTRIBUTE
-        )
-        models.copy = copy
+    classes = _classes()
+    for owner, name, _ in _PATCHES:
+        current = getattr(classes[owner], name)
+        if hasattr(current, _ORIGINAL_ATTRIBUTE):
+            setattr(classes[owner], name, getattr(current, _ORIGINAL_ATTRIBUTE))
+    models.copy = copy

@@ -1,8 +1,12 @@
-"""The local stack's patch of moto (pipelinejobs.local.moto_patches): a DynamoDB transaction copies only
-the items it names, never the whole table, and a cancelled one still leaves no trace."""
+"""The local stack's patches of moto (pipelinejobs.local.moto_patches): a DynamoDB transaction copies only
+the items it names, never the whole table, and a cancelled one still leaves no trace; a query of the table
+reads its partition, not every item, and answers as before; requests are isolated from each other."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,9 +39,17 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                 AttributeDefinitions=[
                     {"AttributeName": "pk", "AttributeType": "S"},
                     {"AttributeName": "sk", "AttributeType": "S"},
+                    {"AttributeName": "v", "AttributeType": "S"},
                 ],
                 BillingMode="PAY_PER_REQUEST",
                 StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": "by-v",
+                        "KeySchema": [{"AttributeName": "v", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
             )
             yield client
         finally:
@@ -144,12 +156,115 @@ def test_a_cancelled_transaction_hands_back_the_old_item(dynamodb) -> None:
     assert _item(dynamodb, "history#1") is None
 
 
+@pytest.fixture
+def no_table_sorts(dynamodb: Any) -> Iterator[None]:
+    """Sorting every item of the table (what a query of one partition did) fails the test. Undone before
+    the patches are uninstalled, which put back what this replaces."""
+
+    def refuse(self: Any) -> Any:
+        raise AssertionError("every item of the table was read")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(moto_patches._all_items, "_pipelinejobs_original", refuse)
+        yield
+
+
+def _fill(client: Any) -> None:
+    for pk in ("a", "b", "c"):
+        for i in range(12):
+            item = {"pk": {"S": pk}, "sk": {"S": f"event#{i:03d}"}, "v": {"S": "even" if i % 2 else "odd"}}
+            client.put_item(TableName=TABLE, Item=item)
+
+
+def _sks(items: list[dict[str, Any]]) -> list[str]:
+    return [item["sk"]["S"] for item in items]
+
+
+def test_a_query_of_the_table_reads_its_partition_in_order_and_pages(dynamodb, no_table_sorts) -> None:
+    # given three partitions of twelve items
+    _fill(dynamodb)
+    query = {
+        "TableName": TABLE,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": "b"}},
+    }
+    # when one is queried forwards in pages of five, backwards, and by a key prefix
+    pages, start = [], None
+    while True:
+        page = dynamodb.query(**query, Limit=5, **({"ExclusiveStartKey": start} if start else {}))
+        pages.append(_sks(page["Items"]))
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    backwards = dynamodb.query(**query, ScanIndexForward=False)["Items"]
+    prefixed = dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+        ExpressionAttributeValues={":pk": {"S": "c"}, ":p": {"S": "event#01"}},
+    )["Items"]
+    nothing = dynamodb.query(**{**query, "ExpressionAttributeValues": {":pk": {"S": "none"}}})["Items"]
+    # then each answer is that partition's items, in key order
+    every = [f"event#{i:03d}" for i in range(12)]
+    assert [sk for page in pages for sk in page] == every and [len(p) for p in pages[:3]] == [5, 5, 2]
+    assert _sks(backwards) == every[::-1]
+    assert _sks(prefixed) == ["event#010", "event#011"] and prefixed[0]["pk"] == {"S": "c"}
+    assert nothing == []
+
+
+def test_a_query_of_an_index_still_sees_every_partition(dynamodb) -> None:
+    _fill(dynamodb)
+    items = dynamodb.query(
+        TableName=TABLE,
+        IndexName="by-v",
+        KeyConditionExpression="v = :v",
+        ExpressionAttributeValues={":v": {"S": "even"}},
+    )["Items"]
+    assert len(items) == 18 and {item["pk"]["S"] for item in items} == {"a", "b", "c"}
+
+
 def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
 
-    original = DynamoDBBackend.transact_write_items
+    originals = (DynamoDBBackend.transact_write_items, Table.query, Table.all_items)
     assert moto_patches.install() and moto_patches.install()
     assert moto_patches.installed()
     moto_patches.uninstall()
     assert not moto_patches.installed()
-    assert DynamoDBBackend.transact_write_items is original
+    assert (DynamoDBBackend.transact_write_items, Table.query, Table.all_items) == originals
+
+
+def test_a_failed_transaction_never_undoes_a_write_made_meanwhile(dynamodb) -> None:
+    # given an item that one thread counts up while another keeps trying a transaction whose condition
+    # fails (moto put back what it had copied before, losing the counts made in between)
+    dynamodb.put_item(TableName=TABLE, Item={**_key("job"), "state": {"S": "RUNNING"}, "n": {"N": "0"}})
+    failing = _update("job", "x")
+    failing["Update"]["ConditionExpression"] = "#s = :created"
+    failing["Update"]["ExpressionAttributeNames"] = {"#s": "state"}
+    failing["Update"]["ExpressionAttributeValues"][":created"] = {"S": "CREATED"}
+    stop = threading.Event()
+
+    def keep_failing() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(ClientError):
+                dynamodb.transact_write_items(TransactItems=[failing, _put_new("history#1")])
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often, as requests on a busy server do
+    other = threading.Thread(target=keep_failing)
+    other.start()
+    try:
+        # when it counts 200 times
+        for _ in range(200):
+            dynamodb.update_item(
+                TableName=TABLE,
+                Key=_key("job"),
+                UpdateExpression="ADD n :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+    finally:
+        stop.set()
+        other.join()
+        sys.setswitchinterval(switch)
+    # then no count was lost
+    assert _item(dynamodb, "job")["n"] == {"N": "200"}
