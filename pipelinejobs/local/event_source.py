@@ -17,7 +17,8 @@ SQS (`SqsEventSource`), as Lambda's SQS event source mapping:
   counts receives.
 
 DynamoDB streams (`StreamEventSource`), as Lambda's stream event source mapping: polls every shard from
-`StartingPosition`, drops the records the mapping's `FilterCriteria` do not match, hands up to
+`StartingPosition` about four times a second (at once again only after a full batch: a backlog), lists
+the shards again every few seconds, drops the records the mapping's `FilterCriteria` do not match, hands up to
 `BatchSize` records in Lambda's event shape (`eventSourceARN`, `ApproximateCreationDateTime` in epoch
 seconds, binary values base64), checkpoints after success, and retries from the first failed record
 (`ReportBatchItemFailures`) or the whole batch (an error) with a growing pause, up to
@@ -69,6 +70,7 @@ _SQS_RECORD_ATTRIBUTES = (
     "DeadLetterQueueSourceArn",
 )
 _MAX_SQS_WAIT = 20
+SHARD_REFRESH_SECONDS = 5.0
 _BLOCKED_POLL_PAUSE = 0.5
 
 
@@ -493,6 +495,8 @@ class StreamEventSource:
         self._cycles_started = 0
         self._last_idle_cycle = 0  # the latest cycle that found nothing to do and nothing pending
         self._cycle_done = threading.Condition()
+        self._shard_ids: list[str] | None = None
+        self._shards_listed_at = 0.0
 
     def start(self) -> StreamEventSource:
         self._thread = threading.Thread(target=self._run, name="pipelinejobs-stream-source", daemon=True)
@@ -528,13 +532,18 @@ class StreamEventSource:
                 self._stop.wait(pause)
                 pause = min(pause * 2, 30.0)
                 continue
-            if not handed:  # a backlog is read on at once
+            if handed < self.batch_size:  # a backlog (a full batch) is read on at once
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
 
     def _shards(self) -> list[str]:
-        description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
-        return [shard["ShardId"] for shard in description.get("Shards") or []]
+        """The stream's shards, listed again every SHARD_REFRESH_SECONDS (they change rarely)."""
+        now = time.monotonic()
+        if self._shard_ids is None or now - self._shards_listed_at >= SHARD_REFRESH_SECONDS:
+            description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+            self._shard_ids = [shard["ShardId"] for shard in description.get("Shards") or []]
+            self._shards_listed_at = now
+        return self._shard_ids
 
     def _iterator(self, shard_id: str, kind: str, sequence: str | None = None) -> str:
         request = {"StreamArn": self.stream_arn, "ShardId": shard_id, "ShardIteratorType": kind}
