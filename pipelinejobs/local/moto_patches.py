@@ -15,6 +15,10 @@
   answers (the cancellation reasons, the old items of ALL_OLD) is unchanged: moto's own code runs it.
 - `Query` on the table itself (not an index) sorts every item of the table to pick the partition's;
   every history page is such a query. Here it reads the partition alone (an index query is unchanged).
+- moto writes every DynamoDB answer by walking botocore's model of it (names, aliases, types), which
+  costs more than running the request (4 ms of a 4.5 ms GetItem, 50 ms of a 100-item Query). An answer
+  made only of plain JSON values under the model's own names is written directly, member by member as
+  the model says, with the same result; anything else (binary values, dates, objects) goes the long way.
 
 The local stack installs them in the emulator's process (moto server), before serving.
 """
@@ -156,8 +160,62 @@ def _call_action(self: Any) -> Any:
         return getattr(type(self).call_action, _ORIGINAL_ATTRIBUTE)(self)
 
 
+class _NotPlain(Exception):
+    """The answer holds something only moto's serializer knows how to write."""
+
+
+def _plain(value: Any, shape: Any) -> Any:
+    """`value` as moto's JSON serializer writes it for `shape`, for plain values only (else _NotPlain)."""
+    kind = shape.type_name
+    if kind == "structure":
+        if getattr(shape, "is_document_type", False) or not isinstance(value, dict):
+            raise _NotPlain
+        members = shape.members
+        if not members.keys() >= value.keys():
+            raise _NotPlain  # another spelling of a member name, which moto's value picker would find
+        written = {}
+        for key, member in members.items():
+            item = value.get(key)
+            if item is not None:
+                written[member.serialization.get("name", key)] = _plain(item, member)
+        return written
+    if kind == "map":
+        # (moto writes an empty key's value into the map itself; leave that to moto)
+        if not isinstance(value, dict) or any(
+            not isinstance(k, str) or not k or v is None for k, v in value.items()
+        ):
+            raise _NotPlain
+        return {k: _plain(v, shape.value) for k, v in value.items()}
+    if kind == "list":
+        if not isinstance(value, list) or any(item is None for item in value):
+            raise _NotPlain
+        return [_plain(item, shape.member) for item in value]
+    if kind == "string" and isinstance(value, str):
+        return value
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    if kind in ("integer", "long") and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind in ("float", "double") and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise _NotPlain
+
+
+def _serialize_result(self: Any, resp: Any, result: Any) -> Any:
+    original = getattr(type(self)._serialize_result, _ORIGINAL_ATTRIBUTE)
+    output_shape = self.operation_model.output_shape
+    if output_shape is None or self.operation_model.service_model.service_name != "dynamodb":
+        return original(self, resp, result)
+    try:
+        written = _plain(result, output_shape)
+    except _NotPlain:
+        return original(self, resp, result)
+    return self._serialized_result_to_response(resp, result, output_shape, written)
+
+
 _PATCHES = (
     ("DynamoHandler", "call_action", _call_action),
+    ("BaseJSONSerializer", "_serialize_result", _serialize_result),
     ("DynamoDBBackend", "transact_write_items", _transact_write_items),
     ("Table", "query", _query),
     ("Table", "all_items", _all_items),
@@ -165,11 +223,17 @@ _PATCHES = (
 
 
 def _classes() -> dict[str, Any]:
+    from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
 
-    return {"DynamoDBBackend": DynamoDBBackend, "DynamoHandler": DynamoHandler, "Table": Table}
+    return {
+        "BaseJSONSerializer": BaseJSONSerializer,
+        "DynamoDBBackend": DynamoDBBackend,
+        "DynamoHandler": DynamoHandler,
+        "Table": Table,
+    }
 
 
 def installed() -> bool:

@@ -1,10 +1,13 @@
 """The local stack's patches of moto (pipelinejobs.local.moto_patches): a DynamoDB transaction copies only
 the items it names, never the whole table, and a cancelled one still leaves no trace; a query of the table
-reads its partition, not every item, and answers as before; requests are isolated from each other."""
+reads its partition, not every item, and answers as before; requests are isolated from each other; an
+answer written directly is the one moto's serializer writes."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,6 +16,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from pipelinejobs.local import moto_patches
@@ -268,3 +273,72 @@ def test_a_failed_transaction_never_undoes_a_write_made_meanwhile(dynamodb) -> N
         sys.setswitchinterval(switch)
     # then no count was lost
     assert _item(dynamodb, "job")["n"] == {"N": "200"}
+
+
+attribute_values = st.recursive(
+    st.one_of(
+        st.builds(lambda text: {"S": text}, st.text(max_size=20)),
+        st.builds(lambda n: {"N": str(n)}, st.integers() | st.floats(allow_nan=False, allow_infinity=False)),
+        st.builds(lambda b: {"BOOL": b}, st.booleans()),
+        st.just({"NULL": True}),
+        st.builds(
+            lambda texts: {"SS": texts}, st.lists(st.text(max_size=5), min_size=1, max_size=3, unique=True)
+        ),
+    ),
+    lambda children: st.one_of(
+        st.builds(lambda items: {"L": items}, st.lists(children, max_size=3)),
+        st.builds(lambda fields: {"M": fields}, st.dictionaries(st.text(max_size=8), children, max_size=3)),
+    ),
+    max_leaves=12,
+)
+items = st.dictionaries(st.text(min_size=1, max_size=8), attribute_values, min_size=1, max_size=5)
+RESULTS = {
+    "GetItem": st.one_of(st.just({}), st.builds(lambda item: {"Item": item}, items)),
+    "UpdateItem": st.builds(lambda item: {"Attributes": item}, items),
+    "Query": st.builds(
+        lambda found, key: {"Items": found, "Count": len(found), "ScannedCount": len(found), **key},
+        st.lists(items, max_size=4),
+        st.one_of(st.just({}), st.builds(lambda item: {"LastEvaluatedKey": item}, items)),
+    ),
+    "TransactWriteItems": st.just({}),
+    "BatchGetItem": st.builds(
+        lambda found: {"Responses": {"jobs": found}, "UnprocessedKeys": {}}, st.lists(items, max_size=3)
+    ),
+}
+
+
+def _serialize(operation: str, result: Any) -> Any:
+    from moto.core.serialize import XFormedAttributePicker, get_serializer_class
+    from moto.core.utils import get_service_model
+
+    model = get_service_model("dynamodb")
+    serializer = get_serializer_class("dynamodb", model.protocol)(
+        operation_model=model.operation_model(operation),
+        pretty_print=False,
+        value_picker=XFormedAttributePicker(response_transformers=None),
+    )
+    written = serializer.serialize(result)
+    return written["headers"]["Content-Type"], json.loads(written["body"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), operation=st.sampled_from(sorted(RESULTS)))
+def test_an_answer_written_directly_is_what_moto_writes(data: st.DataObject, operation: str) -> None:
+    result = data.draw(RESULTS[operation])
+    moto_patches.uninstall()
+    expected = _serialize(operation, copy.deepcopy(result))
+    assert moto_patches.install()
+    try:
+        assert _serialize(operation, copy.deepcopy(result)) == expected
+    finally:
+        moto_patches.uninstall()
+
+
+def test_an_answer_with_binary_values_goes_the_long_way() -> None:
+    result = {"Item": {"blob": {"B": b"\x00\xff"}, "name": {"S": "x"}}}
+    assert moto_patches.install()
+    try:
+        _, written = _serialize("GetItem", result)
+    finally:
+        moto_patches.uninstall()
+    assert written == {"Item": {"blob": {"B": "AP8="}, "name": {"S": "x"}}}
