@@ -245,6 +245,7 @@ class LocalStack:
         self._sqs_source: SqsEventSource | None = None
         self._stream_source: StreamEventSource | None = None
         self._saved_environment: dict[str, str | None] | None = None
+        self._logging: _LoggingState | None = None
         self._session: Any = None
         self._started = False
 
@@ -274,6 +275,7 @@ class LocalStack:
         if self._started:
             return self
         self._started = True
+        self._logging = _LoggingState.capture()
         try:
             if self.aws:
                 self._start_against_aws()
@@ -708,11 +710,54 @@ class LocalStack:
         if self._saved_environment is not None:
             restore_environment(self._saved_environment)
             self._saved_environment = None
+        if self._logging is not None:
+            self._logging.restore()
+            self._logging = None
         self._started = False
 
     def __repr__(self) -> str:
         where = f"aws stack {self.stack_name}" if self.aws else f"moto at {self.aws_endpoint or '-'}"
         return f"LocalStack(api={self.api_url or '-'}, {where})"
+
+
+class _LoggingState:
+    """The process's loggers as they were before the stack started, to put back when it stops.
+
+    The functions' Powertools Loggers configure the process-wide logger of their service (its level
+    from the stack's POWERTOOLS_LOG_LEVEL, a handler bound to the stdout of the moment), and a later
+    Logger of the same service keeps that configuration. Without this, code of the same process that
+    runs after the stack (another test suite, say) would inherit the stack's quiet WARNING level.
+    """
+
+    def __init__(self, levels: dict[str, int]) -> None:
+        self.levels = levels
+
+    @classmethod
+    def capture(cls) -> _LoggingState:
+        import logging
+
+        manager = logging.Logger.manager
+        return cls(
+            {
+                name: item.level
+                for name, item in list(manager.loggerDict.items())
+                if isinstance(item, logging.Logger)
+            }
+        )
+
+    def restore(self) -> None:
+        import logging
+
+        for name, item in list(logging.Logger.manager.loggerDict.items()):
+            if not isinstance(item, logging.Logger):
+                continue
+            if name in self.levels:
+                item.setLevel(self.levels[name])
+            elif getattr(item, "init", False):  # configured by a Powertools Logger of a function
+                # Forgotten, so that the next Logger of this service makes and configures a new one.
+                for handler in list(item.handlers):
+                    item.removeHandler(handler)
+                logging.Logger.manager.loggerDict.pop(name, None)
 
 
 def wait_for_port(url: str, timeout: float = 0.5) -> bool:

@@ -43,15 +43,16 @@ class LogLines:
             return "\n".join(self.lines)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def stack_log() -> LogLines:
     return LogLines()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def stack(stack_log: LogLines) -> Iterator[LocalStack]:
-    # Package scope: the stack (its worker threads, its process-wide environment) is gone before the
-    # next test directory runs, so nothing it does reaches the other suites' logs, metrics or call counts.
+    # One stack per module (a folder without __init__.py gives "package" scope no meaning): its worker
+    # threads and process-wide environment are gone before the next suite runs, so nothing it does
+    # reaches other suites' logs, metrics or AWS call counts.
     saved = os.environ.pop("AWS_PROFILE", None)  # the emulated AWS is never confused with a real account
     try:
         with LocalStack(
