@@ -48,6 +48,7 @@ __all__ = [
     "apply_environment",
     "event_source_mappings",
     "http_api_functions",
+    "isolate_powertools_routers",
     "read_functions",
     "restore_environment",
 ]
@@ -367,6 +368,74 @@ class Invocation:
     timed_out: bool
 
 
+class _PerThread:
+    """A value each thread sees on its own: a thread here is one invocation of one execution environment."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        try:
+            return self._local.value
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def set(self, value: Any) -> None:
+        self._local.value = value
+
+    # as a descriptor on the class: what its instances read and write
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        return self.get()
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        self.set(value)
+
+
+_ROUTER_STATE = ("current_event", "lambda_context")
+_ROUTER_LOCK = threading.Lock()
+
+
+def isolate_powertools_routers() -> bool:
+    """Give each thread its own request in Powertools' event handlers. Returns False if Powertools is not
+    there or not laid out as expected (nothing changed).
+
+    Powertools keeps the request being resolved on its router *class* (`BaseRouter.current_event`,
+    `.lambda_context`), for all resolvers of the process: in Lambda a process serves one request at a
+    time. Here the API function's instances serve requests at once, in threads of one process, so one
+    request read another's headers, path and body (its token among them). Both names become per thread:
+    on the class (where Powertools assigns them, through a metaclass property) and on its instances.
+    """
+    try:
+        from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+    except ImportError:
+        return False
+    with _ROUTER_LOCK:
+        meta = type(BaseRouter)
+        if getattr(meta, "_pipelinejobs_per_thread", False):
+            return True
+        if any(isinstance(BaseRouter.__dict__.get(name), property) for name in _ROUTER_STATE):
+            return False
+        values = {name: _PerThread(name) for name in _ROUTER_STATE}
+        for name, value in values.items():
+            if name in BaseRouter.__dict__:
+                value.set(BaseRouter.__dict__[name])
+            setattr(BaseRouter, name, value)  # what instances read, before the metaclass takes over
+        namespace: dict[str, Any] = {"_pipelinejobs_per_thread": True}
+        for name, value in values.items():
+            namespace[name] = property(_class_getter(value), _class_setter(value))
+        BaseRouter.__class__ = type("PerThreadRouterMeta", (meta,), namespace)  # type: ignore[method-assign]
+        return True
+
+
+def _class_getter(value: _PerThread) -> Callable[[Any], Any]:
+    return lambda cls: value.get()
+
+
+def _class_setter(value: _PerThread) -> Callable[[Any, Any], None]:
+    return lambda cls, new: value.set(new)
+
+
 class FunctionInstance:
     """One execution environment of a function: its own module, one invocation at a time."""
 
@@ -383,6 +452,7 @@ class FunctionInstance:
         self.region = region
         self.account = account
         self._lock = threading.Lock()
+        isolate_powertools_routers()  # instances of one process serve requests at once (threads)
         self.module = self._import(stack_name)
         handler = getattr(self.module, spec.function_name, None)
         if not callable(handler):
