@@ -15,6 +15,11 @@
   answers (the cancellation reasons, the old items of ALL_OLD) is unchanged: moto's own code runs it.
 - `Query` on the table itself (not an index) sorts every item of the table to pick the partition's;
   every history page is such a query. Here it reads the partition alone (an index query is unchanged).
+- moto's SQS counts a queue's messages (its approximate numbers of messages, in flight, delayed) by
+  reading the clock twice per message, for each of the three numbers, four times per SendMessage (the
+  queue's attributes are built whole to read one of them): most of a send's cost, growing with the
+  queue. Here each count reads the clock once, and the attributes' names are converted once, not on
+  every build.
 - moto writes every DynamoDB answer by walking botocore's model of it (names, aliases, types), which
   costs more than running the request (4 ms of a 4.5 ms GetItem, 50 ms of a 100-item Query). An answer
   made only of plain JSON values under the model's own names is written directly, member by member as
@@ -26,9 +31,10 @@ The local stack installs them in the emulator's process (moto server), before se
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -213,6 +219,81 @@ def _serialize_result(self: Any, resp: Any, result: Any) -> Any:
     return self._serialized_result_to_response(resp, result, output_shape, written)
 
 
+def _now_ms() -> float:
+    from moto.core.utils import unix_time_millis
+
+    return float(unix_time_millis())
+
+
+def _counted(original_name: str, keep: Callable[[Any, float], bool]) -> property:
+    """A count of the queue's messages, reading the clock once (moto read it twice per message)."""
+
+    def count(self: Any) -> Any:
+        messages = list(self._messages)
+        if not all(hasattr(m, "visible_at") and hasattr(m, "delayed_until") for m in messages):
+            return _COUNTS_ORIGINAL[original_name].fget(self)  # a moto laid out otherwise
+        now = _now_ms()
+        return len([m for m in messages if keep(m, now)])
+
+    return property(count)
+
+
+def _visible(message: Any, now: float) -> bool:
+    return bool(now > message.visible_at)  # moto's Message.visible
+
+
+def _delayed(message: Any, now: float) -> bool:
+    return bool(now < message.delayed_until)  # moto's Message.delayed
+
+
+def _messages(self: Any) -> list[Any]:
+    messages = list(self._messages)
+    if not all(hasattr(m, "visible_at") and hasattr(m, "delayed_until") for m in messages):
+        return list(_COUNTS_ORIGINAL["messages"].fget(self))
+    now = _now_ms()
+    return [m for m in messages if _visible(m, now) and not _delayed(m, now)]
+
+
+_COUNTS_ORIGINAL: dict[str, Any] = {}
+_QUEUE_PROPERTIES = {
+    "approximate_number_of_messages_delayed": _counted(
+        "approximate_number_of_messages_delayed", lambda m, now: _delayed(m, now)
+    ),
+    "approximate_number_of_messages_not_visible": _counted(
+        "approximate_number_of_messages_not_visible", lambda m, now: not _visible(m, now)
+    ),
+    "approximate_number_of_messages": _counted(
+        "approximate_number_of_messages", lambda m, now: _visible(m, now) and not _delayed(m, now)
+    ),
+    "messages": property(_messages),
+}
+
+
+def _install_queue_counts() -> None:
+    import moto.sqs.models as sqs_models
+    from moto.sqs.models import Queue
+
+    convert = getattr(sqs_models, "camelcase_to_underscores", None)
+    if callable(convert) and not hasattr(convert, "cache_info"):
+        _COUNTS_ORIGINAL["camelcase_to_underscores"] = convert
+        sqs_models.camelcase_to_underscores = functools.lru_cache(maxsize=256)(convert)
+    for name, replacement in _QUEUE_PROPERTIES.items():
+        current = Queue.__dict__.get(name)
+        if not isinstance(current, property) or current in _QUEUE_PROPERTIES.values():
+            continue
+        _COUNTS_ORIGINAL[name] = current
+        setattr(Queue, name, replacement)
+
+
+def _uninstall_queue_counts() -> None:
+    import moto.sqs.models as sqs_models
+    from moto.sqs.models import Queue
+
+    for name, original in list(_COUNTS_ORIGINAL.items()):
+        setattr(sqs_models if name == "camelcase_to_underscores" else Queue, name, original)
+        del _COUNTS_ORIGINAL[name]
+
+
 _PATCHES = (
     ("DynamoHandler", "call_action", _call_action),
     ("BaseJSONSerializer", "_serialize_result", _serialize_result),
@@ -238,7 +319,9 @@ def _classes() -> dict[str, Any]:
 
 def installed() -> bool:
     classes = _classes()
-    return all(hasattr(getattr(classes[owner], name), _ORIGINAL_ATTRIBUTE) for owner, name, _ in _PATCHES)
+    return all(
+        hasattr(getattr(classes[owner], name), _ORIGINAL_ATTRIBUTE) for owner, name, _ in _PATCHES
+    ) and (set(_COUNTS_ORIGINAL) >= set(_QUEUE_PROPERTIES))
 
 
 def install() -> bool:
@@ -263,6 +346,7 @@ def install() -> bool:
         setattr(replacement, _ORIGINAL_ATTRIBUTE, getattr(classes[owner], name))
         setattr(classes[owner], name, replacement)
     models.copy = SimpleNamespace(deepcopy=_deepcopy, copy=copy.copy)  # type: ignore[assignment]
+    _install_queue_counts()
     return True
 
 
@@ -276,3 +360,4 @@ def uninstall() -> None:
         if hasattr(current, _ORIGINAL_ATTRIBUTE):
             setattr(classes[owner], name, getattr(current, _ORIGINAL_ATTRIBUTE))
     models.copy = copy
+    _uninstall_queue_counts()

@@ -342,3 +342,38 @@ def test_an_answer_with_binary_values_goes_the_long_way() -> None:
     finally:
         moto_patches.uninstall()
     assert written == {"Item": {"blob": {"B": "AP8="}, "name": {"S": "x"}}}
+
+
+def test_a_queue_counts_its_messages_as_moto_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a queue with messages waiting, in flight and delayed
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="counted")["QueueUrl"]
+        for i in range(7):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+        for i in range(2):
+            sqs.send_message(QueueUrl=url, MessageBody=f"later{i}", DelaySeconds=60)
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=60)["Messages"]
+
+        def counts() -> dict[str, str]:
+            return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+
+        # when it is counted with the patches and without
+        before = counts()
+        assert moto_patches.install()
+        try:
+            patched = counts()
+            # then the numbers are the same, and the waiting messages are the ones a receive gets
+            waiting = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        finally:
+            moto_patches.uninstall()
+    assert len(received) == 3
+    assert patched == before == {names[0]: "4", names[1]: "3", names[2]: "2"}
+    assert sorted(m["Body"] for m in waiting) == [f"m{i}" for i in range(3, 7)]
