@@ -224,7 +224,11 @@ class SqsEventSource:
         region: str = DEFAULT_REGION,
         wait_seconds: int = 1,
         log: EventLog | None = None,
+        concurrency: int = 1,
     ) -> None:
+        """concurrency: batches in flight at once (pollers), as Lambda works several message groups of a
+        FIFO queue at once; the queue hands a group to one of them at a time, so each group stays in order.
+        The function's pool needs as many instances."""
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -234,31 +238,46 @@ class SqsEventSource:
         self.region = region
         self.wait_seconds = max(0, min(int(wait_seconds), _MAX_SQS_WAIT))
         self.log = log or _no_log
+        self.concurrency = max(1, int(concurrency))
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._busy = threading.Event()
-        # Visible messages that a receive did not return: their message groups have messages in flight.
-        self._groups_blocked = False
+        self._threads: list[threading.Thread] = []
+        self._in_flight = 0  # batches received and not yet settled
+        self._lock = threading.Lock()
+        self._receive_lock = threading.Lock()
+        # Per poller: visible messages that a receive did not return (their groups have messages in flight).
+        self._poller = threading.local()
         self.batches = 0
         self.failed_batches = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> SqsEventSource:
-        self._thread = threading.Thread(target=self._run, name="pipelinejobs-sqs-source", daemon=True)
-        self._thread.start()
+        for number in range(self.concurrency):
+            name = "pipelinejobs-sqs-source" + (f"-{number + 1}" if self.concurrency > 1 else "")
+            thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
         return self
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop polling; a batch being processed is finished first (as Lambda finishes an invocation)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     @property
     def busy(self) -> bool:
-        """True between receiving a batch and settling it (deletes done)."""
-        return self._busy.is_set()
+        """True between receiving a batch and settling it (deletes done), in any poller."""
+        with self._lock:
+            return self._in_flight > 0
+
+    @property
+    def _groups_blocked(self) -> bool:
+        return bool(getattr(self._poller, "groups_blocked", False))
+
+    @_groups_blocked.setter
+    def _groups_blocked(self, value: bool) -> None:
+        self._poller.groups_blocked = value
 
     def _run(self) -> None:
         pause = 1.0
@@ -281,24 +300,29 @@ class SqsEventSource:
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, settle the batch; returns how many messages came."""
         wait = 0 if self._groups_blocked else self.wait_seconds
-        response = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=wait,
-            AttributeNames=["All"],
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
+        # One receive at a time: the emulator picks the message groups not in flight without a lock, so
+        # two receives at once could both take messages of one group, and work them out of order.
+        with self._receive_lock:
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
         messages = response.get("Messages") or []
         if not messages:
             self._note_empty_receive()
             return 0
         self._groups_blocked = False
-        self._busy.set()
+        with self._lock:
+            self._in_flight += 1
         try:
             self._process(messages)
         finally:
-            self._busy.clear()
+            with self._lock:
+                self._in_flight -= 1
         return len(messages)
 
     def _note_empty_receive(self) -> None:
@@ -315,10 +339,11 @@ class SqsEventSource:
     def _process(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [sqs_record(m, queue_arn=self.queue_arn, region=self.region) for m in messages]}
         invocation = self.function.invoke(event)
-        self.batches += 1
         to_delete = self._settle(messages, invocation)
-        if len(to_delete) < len(messages):
-            self.failed_batches += 1
+        with self._lock:
+            self.batches += 1
+            if len(to_delete) < len(messages):
+                self.failed_batches += 1
         self._delete(to_delete)
 
     def _settle(self, messages: list[dict[str, Any]], invocation: Invocation) -> list[dict[str, Any]]:

@@ -524,8 +524,11 @@ class FunctionPool:
         region: str = DEFAULT_REGION,
         account: str = DEFAULT_ACCOUNT,
         first: FunctionInstance | None = None,
+        on_new_instance: Callable[[FunctionInstance], None] | None = None,
     ) -> None:
+        """on_new_instance: called with each instance made on demand (after `first`), before it serves."""
         self.spec = spec
+        self._on_new_instance = on_new_instance
         self.size = max(1, size)
         self._stack_name = stack_name
         self._region = region
@@ -551,6 +554,8 @@ class FunctionPool:
                 self.spec, stack_name=self._stack_name, region=self._region, account=self._account
             )
             instance.warm_up()
+        if self._on_new_instance is not None:
+            self._on_new_instance(instance)
         with self._lock:
             self._instances.append(instance)
         return instance

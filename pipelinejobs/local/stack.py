@@ -213,11 +213,15 @@ class LocalStack:
         aws: bool = False,
         stack_name: str | None = None,
         log: EventLog | None = None,
+        worker_concurrency: int = 1,
     ) -> None:
         """port / aws_port: 0 (or None for aws_port) picks a free port. admin_key: stored in SSM and used
         (generated when None). overrides: per logical id, template properties to change, e.g.
         `{"EventsQueue": {"VisibilityTimeout": 2}}`. quiet: print nothing. log: where event lines go
-        (default: the terminal, unless quiet). aws / stack_name: see the module doc."""
+        (default: the terminal, unless quiet). aws / stack_name: see the module doc. worker_concurrency:
+        batches the worker works on at once (Lambda works several message groups of a FIFO queue at
+        once; each group stays in order)."""
+        self.worker_concurrency = max(1, int(worker_concurrency))
         self.port = port
         self.aws_port = aws_port or 0
         self._given_admin_key = admin_key
@@ -372,6 +376,7 @@ class LocalStack:
             report_batch_item_failures=self.resources.worker_report_batch_item_failures,
             region=DEFAULT_REGION,
             log=self.log,
+            concurrency=self.worker_concurrency,
         ).start()
         if self.notifier is not None and stream_mapping is not None and self.resources.table_stream_arn:
             self._stream_source = StreamEventSource(
@@ -448,8 +453,14 @@ class LocalStack:
             )
             if worker_spec is not None:
                 worker = first(worker_spec)
-                observe_record_handler(worker.module, self._on_worker_result, self._on_worker_error)
-                self.worker = FunctionPool(worker_spec, stack_name=self.stack_name, size=1, first=worker)
+                self._observe_worker(worker)
+                self.worker = FunctionPool(
+                    worker_spec,
+                    stack_name=self.stack_name,
+                    size=self.worker_concurrency,
+                    first=worker,
+                    on_new_instance=self._observe_worker,
+                )
             if notifier_spec is not None:
                 notifier = first(notifier_spec)
                 observe_record_handler(notifier.module, self._on_notification, self._on_notifier_error)
@@ -458,6 +469,9 @@ class LocalStack:
                 )
 
     # -- what the functions did ---------------------------------------------------------------------
+
+    def _observe_worker(self, instance: FunctionInstance) -> None:
+        observe_record_handler(instance.module, self._on_worker_result, self._on_worker_error)
 
     def _on_worker_result(self, record: Any, result: Any) -> None:
         self.results.append(result)
