@@ -539,17 +539,27 @@ def describe_validation(errors: Sequence[Any]) -> tuple[str, str]:
         if kind == "json_invalid":
             return "invalid_request", "the body is not valid JSON"
         if kind == "union_tag_invalid":
-            tag = str(item.get("ctx", {}).get("tag", ""))[:64]
-            return "unknown_event", f"unknown event {tag!r}; known events: {', '.join(EVENT_NAMES)}"
+            tag = _shown(item.get("ctx", {}).get("tag", ""))
+            return "unknown_event", f"unknown event {tag}; known events: {', '.join(EVENT_NAMES)}"
         if kind == "union_tag_not_found":
             return "invalid_request", f"the event needs a 'name', one of: {', '.join(EVENT_NAMES)}"
         if kind == "missing" and tuple(item.get("loc", ())) == ("body",):
             return "invalid_request", "a JSON body is required"
     parts = []
     for item in errors[:5]:
-        where = ".".join(str(p) for p in item.get("loc", ())) or "request"
+        # a field name is the caller's input too: only short plain names are quoted back
+        loc = item.get("loc", ())
+        where = ".".join(str(p) if isinstance(p, int) or _plain(p) else "<field>" for p in loc) or "request"
         parts.append(f"{where}: {item.get('msg', 'invalid')}")
     return "invalid_request", "; ".join(parts)
+
+
+def _plain(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= 32 and name.isascii() and name.isidentifier()
+
+
+def _shown(name: Any) -> str:
+    return repr(name) if _plain(name) else "(not shown)"
 
 
 # -- the handler -----------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from jobcore.records import (
     Outcome,
 )
 from jobcore.settings import Settings
-from jobcore.states import ERASED, Actor, State, transition
+from jobcore.states import ERASED, Actor, State, is_plain_name, transition
 from jobcore.tokens import (
     TokenState,
     credential_kind,
@@ -311,11 +311,11 @@ class JobService:
         self, uuid: str, event_id: str, name: Any, data: Any, reason: str, by: Actor | None
     ) -> Result:
         job = self.repo.get(uuid)
-        shown_name = name if isinstance(name, str) else "(invalid)"
+        recorded_name = name if is_plain_name(name) else "(invalid)"
         if job is None:
-            return Result("unrecorded", uuid, shown_name, event_id, reason)
+            return Result("unrecorded", uuid, recorded_name, event_id, reason)
         clean = data if isinstance(data, dict) else {}
-        return self._record_refusal(job, event_id, shown_name[:64], clean, by, reason, ignored=False)
+        return self._record_refusal(job, event_id, recorded_name, clean, by, reason, ignored=False)
 
     def _reject_malformed(self, body: Any, event_id: str, reason: str) -> Result:
         uuid = body.get("uuid") if isinstance(body, dict) else None

@@ -194,10 +194,21 @@ def event_for_status(status: str) -> str:
     return "update"
 
 
+def is_plain_name(name: object) -> bool:
+    """Whether a caller's name may be repeated back: a short plain word. Anything else may be a
+    credential pasted in the wrong place, and is never quoted in a message or a record (SPEC section 2)."""
+    return isinstance(name, str) and len(name) <= 32 and name.isascii() and name.isidentifier()
+
+
+def shown_name(name: object) -> str:
+    """How a caller's name is quoted back in a message."""
+    return repr(name) if is_plain_name(name) else "(not shown)"
+
+
 def check_event_name(name: object) -> str:
     """`name` if it names an event (the table's rows). Raises UnknownEvent."""
     if not isinstance(name, str) or name not in TRANSITIONS:
-        raise UnknownEvent(f"unknown event {name!r}; known events: {', '.join(EVENT_NAMES)}")
+        raise UnknownEvent(f"unknown event {shown_name(name)}; known events: {', '.join(EVENT_NAMES)}")
     return name
 
 
@@ -206,7 +217,9 @@ def transition(event: str) -> Transition:
     try:
         return TRANSITIONS[event]
     except KeyError:
-        raise UnknownEvent(f"unknown event {event!r}; known events: {', '.join(EVENT_NAMES)}") from None
+        raise UnknownEvent(
+            f"unknown event {shown_name(event)}; known events: {', '.join(EVENT_NAMES)}"
+        ) from None
 
 
 def next_state(state: State, event: str) -> State:
