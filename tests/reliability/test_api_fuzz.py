@@ -1,0 +1,275 @@
+"""The HTTP API fuzzed with schemathesis from its own /openapi.json, on the local stack (issue 5, item 2).
+
+Every operation gets schema-valid (positive) and schema-breaking (negative) requests, each sent with a
+credential drawn from what a caller might hold: none, a malformed header, token-shaped garbage, an admin
+token two windows old, another job's tokens (all refused), or a valid admin token and a job's own job or
+callback token (so that cases get past the credential check and reach the routes' logic). Path uuids are
+the generated ones, or those of real jobs:
+
+- *live* jobs, which the valid credentials may change: every change must come from an accepted (2xx)
+  request, and every accepted event is in the job's history exactly once;
+- *witness* jobs, only ever sent refused credentials: nothing about them may change.
+
+Each answer: no 5xx; an error body is `{"error": {"code", "message"}}`; status, content type, headers and
+body conform to the document wherever schemathesis can check it; and nothing reaches the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from jobcore.tokens import admin_token
+from tests.reliability.conftest import (
+    Figures,
+    Output,
+    RecordingApi,
+    Secrets,
+    Sentinel,
+    dead_lettered,
+    job_view,
+    make_sentinels,
+    snapshot,
+)
+
+pytestmark = pytest.mark.e2e
+
+OPERATIONS = (
+    "POST /jobs",
+    "GET /jobs",
+    "GET /jobs/{uuid}",
+    "POST /jobs/{uuid}/events",
+    "GET /jobs/{uuid}/events",
+    "GET /jobs/{uuid}/events/{event_id}",
+    "POST /jobs/{uuid}/callback",
+    "POST /jobs/{uuid}/token",
+)
+CASES_PER_RUN = 70  # per operation and mode: 8 x 2 x 70 = 1,120 cases
+MIN_CASES = 1000
+
+REFUSED = (
+    "none",
+    "not_bearer",
+    "garbage_job",
+    "garbage_callback",
+    "garbage_admin",
+    "admin_two_windows_ago",
+    "foreign_job",
+    "foreign_callback",
+)
+GRANTED = ("own_job", "admin", "own_callback")
+TARGETS = ("live", "generated", "live", "witness")  # hypothesis draws the first ones more often
+CHECKS = [
+    not_a_server_error,
+    openapi_checks.status_code_conformance,
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_headers_conformance,
+    openapi_checks.response_schema_conformance,
+    openapi_checks.negative_data_rejection,
+]
+TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@dataclass
+class FuzzJobs:
+    live: list[Sentinel]
+    witnesses: list[Sentinel]
+    accepted: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def by_uuid(self, uuid: str) -> Sentinel | None:
+        return next((s for s in self.live + self.witnesses if s.uuid == uuid), None)
+
+
+@pytest.fixture(scope="module")
+def jobs(api: RecordingApi) -> FuzzJobs:
+    *live, created, finished = make_sentinels(
+        api, ("CREATED", "RUNNING", "VALIDATING", "CREATED", "FINISHED"), "fuzz"
+    )
+    return FuzzJobs(live, [created, finished])
+
+
+@pytest.fixture(scope="module")
+def schema(stack: Any) -> Any:
+    return schemathesis.openapi.from_url(stack.api_url + "/openapi.json")
+
+
+@pytest.fixture(scope="module")
+def session() -> requests.Session:
+    return requests.Session()
+
+
+def test_every_operation_of_the_document_is_fuzzed(schema: Any) -> None:
+    labels = {result.ok().label for result in schema.get_all_operations()}
+    assert labels == set(OPERATIONS)
+
+
+def _credential(
+    kind: str, target: Sentinel | None, jobs: FuzzJobs, api: RecordingApi, garbage: str
+) -> str | None:
+    """The token a caller of this kind holds for `target` (None: no credential at all)."""
+    stack = api.stack
+    others = [s for s in jobs.live if s is not target]
+    own = target if target is not None and target in jobs.live else jobs.live[0]
+    return {
+        "none": None,
+        "not_bearer": None,
+        "garbage_job": "pjt_" + garbage,
+        "garbage_callback": "pjc_" + garbage,
+        "garbage_admin": (garbage.encode().hex() * 2)[:64],
+        "admin_two_windows_ago": admin_token(
+            stack.admin_key, time.time() - 2 * stack.admin_token_lifetime, stack.admin_token_lifetime
+        ),
+        "foreign_job": others[0].token,
+        "foreign_callback": others[0].callback_token,
+        "admin": stack.admin_token(),
+        "own_job": own.token,
+        "own_callback": own.callback_token,
+    }[kind]
+
+
+def _is_error_body(body: Any, status: int) -> bool:
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return False
+    extra = set(body) - {"error"}
+    if extra and not (status == 409 and extra == {"uuid"}):
+        return False
+    error = body["error"]
+    return set(error) == {"code", "message"} and all(isinstance(error[k], str) and error[k] for k in error)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_fuzzed_requests_get_4xx_in_the_error_format_and_change_no_job_they_are_refused_on(
+    label: str,
+    mode: GenerationMode,
+    schema: Any,
+    session: requests.Session,
+    jobs: FuzzJobs,
+    api: RecordingApi,
+    sqs: Any,
+    output: Output,
+    secrets: Secrets,
+    figures: Figures,
+) -> None:
+    # given the live and witness jobs as they are now
+    stack = api.stack
+    method, path = label.split(" ", 1)
+    operation = schema[path][method]
+    snapshot(api, jobs.live + jobs.witnesses)
+    unhandled = output.unhandled()
+    statuses: Counter[int] = Counter()
+
+    # when hypothesis sends generated requests with every kind of credential
+    @settings(
+        max_examples=CASES_PER_RUN,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+    def fuzz(case: Any, data: st.DataObject) -> None:
+        target_kind = data.draw(st.sampled_from(TARGETS), label="target")
+        target = None
+        if target_kind != "generated" and "uuid" in (case.path_parameters or {}):
+            target = data.draw(st.sampled_from(jobs.live if target_kind == "live" else jobs.witnesses))
+            case.path_parameters["uuid"] = target.uuid
+            if "event_id" in case.path_parameters and data.draw(st.booleans(), label="known event id"):
+                known = [e["event_id"] for e in target.history_before] + jobs.accepted[target.uuid]
+                if known:
+                    case.path_parameters["event_id"] = data.draw(st.sampled_from(known))
+        choices = REFUSED if target is not None and target in jobs.witnesses else GRANTED + REFUSED
+        kind = data.draw(st.sampled_from(choices), label="credential")
+        garbage = data.draw(st.text(TOKEN_ALPHABET, min_size=43, max_size=43), label="garbage")
+        token = _credential(kind, target, jobs, api, garbage)
+        secrets.add(token)
+        headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+        if kind == "not_bearer":
+            headers["Authorization"] = "Basic dXNlcjpwYXNzd29yZA=="
+        elif token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        case.headers = headers
+        if path.endswith("/callback"):  # the callback URL carries its token in the query string
+            query = dict(case.query or {})
+            query.pop("token", None)
+            if token is not None:
+                query["token"] = token
+            case.query = query
+
+        response = case.call(session=session)
+        statuses[response.status_code] += 1
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        api.observe(response.status_code, body)
+        # then no 5xx, the error format, and what the document promises
+        case.validate_response(response, checks=CHECKS)
+        if response.status_code >= 400:
+            assert _is_error_body(body, response.status_code), (response.status_code, body)
+        elif target is not None:
+            _follow(target, kind, path, body, jobs)
+
+    fuzz()
+    figures.api_cases[label] += sum(statuses.values())
+    figures.api_statuses.update(statuses)
+    figures.api_authorized += sum(n for status, n in statuses.items() if status not in (401, 403))
+
+    # then, once the queue has drained, a witness job is as it was, a live one changed only by what was
+    # accepted, each accepted event recorded once, and nothing was dead-lettered or failed
+    stack.drain(timeout=60)
+    changed = 0
+    for sentinel in jobs.live + jobs.witnesses:
+        figures.jobs_checked += 1
+        after, history = job_view(api, sentinel.uuid), api.history(sentinel.uuid)
+        accepted = jobs.accepted[sentinel.uuid]
+        before_ids = {e["event_id"] for e in sentinel.history_before}
+        new_ids = Counter(e["event_id"] for e in history if e["event_id"] not in before_ids)
+        unexplained = set(new_ids) - set(accepted) - {f"{i}:erased" for i in accepted}
+        if unexplained or (not new_ids and after != sentinel.before):
+            changed += 1
+        assert not unexplained, f"{sentinel.uuid}: history entries of no accepted request: {unexplained}"
+        assert all(n == 1 for n in new_ids.values()), new_ids
+        if not new_ids:
+            assert after == sentinel.before, f"{sentinel.uuid} changed without an accepted request"
+    figures.jobs_changed_by_rejected_input += changed
+    ids_seen = {e["event_id"] for s in jobs.live for e in api.history(s.uuid)}
+    assert {i for s in jobs.live for i in jobs.accepted[s.uuid]} <= ids_seen
+    figures.dead_lettered = dead_lettered(stack, sqs)
+    assert figures.dead_lettered == 0
+    assert output.unhandled() == unhandled, output.failures[unhandled:]
+    assert statuses, "no case was generated"
+
+
+def _follow(target: Sentinel, kind: str, path: str, body: Any, jobs: FuzzJobs) -> None:
+    """Keep a live job's credentials current, and note what was accepted for it."""
+    if not isinstance(body, dict):
+        return
+    if path.endswith(("/events", "/callback")) and "event_id" in body:
+        jobs.accepted[target.uuid].append(body["event_id"])
+    token = body.get("token")
+    if isinstance(token, str) and (kind == "own_job" or (kind == "admin" and path.endswith("/token"))):
+        target.token = token
+    if isinstance(body.get("callback_url"), str):
+        from urllib.parse import parse_qs, urlsplit
+
+        target.callback_token = parse_qs(urlsplit(body["callback_url"]).query)["token"][0]
+
+
+def test_at_least_a_thousand_cases_ran_and_none_was_a_server_error(figures: Figures) -> None:
+    # (after the runs above: the target of issue 5)
+    assert sum(figures.api_cases.values()) >= MIN_CASES, figures.api_cases
+    assert set(figures.api_cases) == set(OPERATIONS)
+    assert figures.api_authorized >= MIN_CASES // 4, figures.api_statuses
+    assert not [s for s in figures.api_statuses if s >= 500], figures.api_statuses
