@@ -480,3 +480,27 @@ def test_load_template_rejects_malformed_templates(tmp_path: Path, text: str, pr
     # when / then loading it names the problem
     with pytest.raises(TemplateError, match=problem):
         load_template(path)
+
+
+def test_template_encrypts_every_resource_that_holds_data_at_rest(template: dict[str, Any]) -> None:
+    # given every resource that keeps data: the table, the bucket, and the queues, whose messages carry
+    # job tokens until the worker has them (SPEC section 6)
+    tables = _resources_of_type(template, "AWS::DynamoDB::Table")
+    buckets = _resources_of_type(template, "AWS::S3::Bucket")
+    queues = _resources_of_type(template, "AWS::SQS::Queue")
+    assert tables and buckets and len(queues) == 2
+
+    # then each is encrypted at rest
+    unencrypted = [
+        lid
+        for lid, t in tables.items()
+        if t["Properties"].get("SSESpecification", {}).get("SSEEnabled") is not True
+    ]
+    unencrypted += [lid for lid, b in buckets.items() if not b["Properties"].get("BucketEncryption")]
+    unencrypted += [
+        lid
+        for lid, q in queues.items()
+        if q["Properties"].get("SqsManagedSseEnabled") is not True
+        and not q["Properties"].get("KmsMasterKeyId")
+    ]
+    assert unencrypted == []
