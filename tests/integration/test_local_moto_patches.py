@@ -10,6 +10,7 @@ import copy
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -377,3 +378,31 @@ def test_a_queue_counts_its_messages_as_moto_did(monkeypatch: pytest.MonkeyPatch
     assert len(received) == 3
     assert patched == before == {names[0]: "4", names[1]: "3", names[2]: "2"}
     assert sorted(m["Body"] for m in waiting) == [f"m{i}" for i in range(3, 7)]
+
+
+def test_a_long_poll_finding_only_groups_in_flight_waits_instead_of_spinning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a FIFO queue whose only group has a message in flight and another waiting behind it
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        assert moto_patches.install()
+        try:
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            url = sqs.create_queue(QueueName="g.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+            for i in range(2):
+                sqs.send_message(
+                    QueueUrl=url, MessageBody=str(i), MessageGroupId="g", MessageDeduplicationId=str(i)
+                )
+            assert len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]) == 1
+            # when another receive long-polls for a second
+            started, cpu = time.monotonic(), time.process_time()
+            second = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
+            waited, used = time.monotonic() - started, time.process_time() - cpu
+        finally:
+            moto_patches.uninstall()
+    # then it waits out its second with nothing (the group is in flight), mostly asleep
+    assert "Messages" not in second
+    assert waited >= 0.9
+    assert used < 0.5 * waited, (used, waited)
