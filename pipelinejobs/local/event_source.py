@@ -243,6 +243,7 @@ class SqsEventSource:
         self._threads: list[threading.Thread] = []
         self._in_flight = 0  # batches received and not yet settled
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # notified when a batch is settled
         self._receive_lock = threading.Lock()
         # Per poller: visible messages that a receive did not return (their groups have messages in flight).
         self._poller = threading.local()
@@ -299,10 +300,15 @@ class SqsEventSource:
 
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, settle the batch; returns how many messages came."""
-        wait = 0 if self._groups_blocked else self.wait_seconds
         # One receive at a time: the emulator picks the message groups not in flight without a lock, so
         # two receives at once could both take messages of one group, and work them out of order.
         with self._receive_lock:
+            with self._lock:
+                others_busy = self._in_flight > 0
+            # A long poll only while no batch is in flight: the emulator decides which groups are in
+            # flight when a receive starts, so a long poll begun beside a busy poller would miss their
+            # groups being freed for its whole wait (and hold the receive back from everyone).
+            wait = 0 if self._groups_blocked or others_busy else self.wait_seconds
             response = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=self.batch_size,
@@ -311,18 +317,25 @@ class SqsEventSource:
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
-        messages = response.get("Messages") or []
+            messages = response.get("Messages") or []
+            if messages:
+                with self._lock:
+                    self._in_flight += 1  # before the next receive starts
         if not messages:
-            self._note_empty_receive()
+            if others_busy:  # look again when a batch is settled (its groups freed, perhaps more to do)
+                with self._settled:
+                    if self._in_flight > 0:
+                        self._settled.wait(_BLOCKED_POLL_PAUSE)
+            else:
+                self._note_empty_receive()
             return 0
         self._groups_blocked = False
-        with self._lock:
-            self._in_flight += 1
         try:
             self._process(messages)
         finally:
-            with self._lock:
+            with self._settled:
                 self._in_flight -= 1
+                self._settled.notify_all()
         return len(messages)
 
     def _note_empty_receive(self) -> None:
