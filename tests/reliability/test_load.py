@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,15 @@ pytestmark = pytest.mark.e2e
 
 PRODUCERS = 8
 JOBS = 100
-LIFE = ("run", *["update"] * 15, "finish", "index", *["update"] * 9, "indexed", "validate", *["update"] * 9)
-LIFE = (*LIFE, "validated", "finalize")
-EVENTS = JOBS * len(LIFE)
+# fmt: off
+LIFE = (
+    "run", *["update"] * 15, "finish",
+    "index", *["update"] * 9, "indexed",
+    "validate", *["update"] * 9, "validated",
+    "finalize",
+)
+# fmt: on
+EVENTS = JOBS * len(LIFE)  # 4,000
 MAX_DEPTH = 40  # queued messages above which producers pause
 IDLE_PAUSE = 0.02
 
@@ -144,11 +151,10 @@ def test_four_thousand_events_from_eight_producers_are_each_applied_once_in_orde
 ) -> None:
     stack = api.stack
     unhandled = output.unhandled()
-    # given 100 new jobs, shared among 8 producers
-    jobs = [
-        LoadJob(created["job"]["uuid"], created["token"])
-        for created in (api.create_job(pipeline_uuid="load", tags=["load"]) for _ in range(JOBS))
-    ]
+    # given 100 new jobs (made 8 at a time), shared among 8 producers
+    with ThreadPoolExecutor(PRODUCERS) as pool:
+        made = list(pool.map(lambda _: api.create_job(pipeline_uuid="load", tags=["load"]), range(JOBS)))
+    jobs = [LoadJob(created["job"]["uuid"], created["token"]) for created in made]
     tally = Tally()
     gate = DepthGate(sqs, stack.resources.queue_url, tally)
     errors: list[str] = []
@@ -173,9 +179,11 @@ def test_four_thousand_events_from_eight_producers_are_each_applied_once_in_orde
     assert not any(p.is_alive() for p in producers)
 
     # then every accepted event is applied exactly once, in the order it was accepted, and nothing else
+    with ThreadPoolExecutor(PRODUCERS) as pool:
+        histories = list(pool.map(lambda job: api.history(job.uuid), jobs))
+        views = list(pool.map(lambda job: api.job(job.uuid).body, jobs))
     lost = duplicated = wrong_state = applied = 0
-    for job in jobs:
-        history = api.history(job.uuid)
+    for job, history, view in zip(jobs, histories, views, strict=True):
         ids = Counter(entry["event_id"] for entry in history)
         accepted_ids = [event_id for event_id, _ in job.accepted]
         lost += sum(1 for event_id in accepted_ids if ids[event_id] == 0)
@@ -184,7 +192,6 @@ def test_four_thousand_events_from_eight_producers_are_each_applied_once_in_orde
         assert [(e["event_id"], e["name"], e["outcome"]) for e in history] == [
             (event_id, name, "applied") for event_id, name in job.accepted
         ], job.uuid
-        view = api.job(job.uuid).body
         if (view["state"], view["generation"], view["last_event"]) != ("FINALIZED", 1, "finalize"):
             wrong_state += 1
     accepted = sum(len(job.accepted) for job in jobs)

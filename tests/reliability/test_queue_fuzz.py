@@ -41,8 +41,8 @@ from tests.reliability.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-MESSAGES_PER_BATCH = 30
-BATCHES = 35  # 1,050 messages
+MESSAGES_PER_BATCH = 50
+BATCHES = 21  # 1,050 messages
 MIN_MESSAGES = 1000
 MAX_BATCH_BYTES = 200_000  # SQS takes at most 256 KiB per SendMessageBatch
 
@@ -84,7 +84,7 @@ STATES = ("CREATED", "RUNNING", "FINISHED", "FINALIZED", "BOGUS")
 
 
 LABELS = {"created": "CREATED", "running": "RUNNING", "finished": "FINISHED"}
-BATCHES_PER_JOB = 5  # then new jobs: a history read back after each batch stays short
+BATCHES_PER_JOB = 4  # then new jobs: a history read back after each batch stays short
 
 
 class QueueJobs:
@@ -353,8 +353,8 @@ def test_malformed_messages_are_acknowledged_recorded_and_change_nothing(
         sent.update(m.kind for m in batch)
         stack.drain(timeout=60)
         # then everything was acknowledged, and nothing dead-lettered or failed
-        assert queue_depth(sqs, queue_url) == 0
-        assert dead_lettered(stack, sqs) == 0
+        left, dead = queue_depth(sqs, queue_url), dead_lettered(stack, sqs)
+        assert (left, dead) == (0, 0), f"{left} messages left on the queue, {dead} dead-lettered"
         assert output.unhandled() == unhandled, output.failures[unhandled:]
         # and each job has one new history entry per message that named it, applied only if valid
         after = {label: _read(api, job.uuid) for label, job in jobs.by_label.items()}
