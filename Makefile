@@ -26,7 +26,7 @@ serve: install ## start the local stack: moto on loopback, the HTTP API on :8765
 	$(BIN)/pipelinejobs serve --port $(PORT)
 
 test: install ## run the whole test suite (unit, integration, end-to-end)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 unit: install ## unit tests only (no AWS at all)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -7,7 +7,6 @@ worker thread that polls the emulator, which would leak into later modules that 
 (`mock_aws`) or their own settings.
 
 Import the fixtures into a conftest: `from tests.stack_fixture import admin_client, local_stack`.
-Tests using them are skipped while the local stack's module is not there.
 """
 
 from __future__ import annotations
@@ -24,10 +23,8 @@ STACK_ADMIN_KEY = "sdk-cli-tests-admin-key"
 
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[Any]:
-    try:
-        from pipelinejobs.local.stack import LocalStack
-    except ImportError as error:
-        pytest.skip(f"the local stack is not available: {error}")
+    from pipelinejobs.local.stack import LocalStack
+
     with LocalStack(port=0, aws_port=0, admin_key=STACK_ADMIN_KEY, quiet=True) as stack:
         yield stack
 

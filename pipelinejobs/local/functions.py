@@ -436,6 +436,28 @@ def _class_setter(value: _PerThread) -> Callable[[Any, Any], None]:
     return lambda cls, new: value.set(new)
 
 
+def _powertools_metrics(module: ModuleType) -> list[Any]:
+    """The Powertools `Metrics` objects a function module made."""
+    try:
+        from aws_lambda_powertools import Metrics
+    except ImportError:
+        return []
+    return [value for value in vars(module).values() if isinstance(value, Metrics)]
+
+
+def _drop_unpublished_metrics(metrics: list[Any]) -> None:
+    """With POWERTOOLS_METRICS_DISABLED (as the local stack runs), Powertools' flush neither prints nor
+    clears the invocation's metrics: they pile up in its process-wide metric set, and once one metric
+    holds 100 values it prints them all to stdout regardless. Dropped after each call, as a flush does."""
+    if not metrics:
+        return
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if is_metrics_disabled():
+        for item in metrics:
+            item.clear_metrics()
+
+
 class FunctionInstance:
     """One execution environment of a function: its own module, one invocation at a time."""
 
@@ -458,6 +480,7 @@ class FunctionInstance:
         if not callable(handler):
             raise LocalFunctionError(f"{spec.logical_id}: {spec.handler} is not a function")
         self.handler: Callable[[Any, LambdaContext], Any] = handler
+        self._metrics = _powertools_metrics(self.module)
 
     def _import(self, stack_name: str) -> ModuleType:
         path = self.spec.module_file()
@@ -506,6 +529,7 @@ class FunctionInstance:
             except Exception as exc:
                 response, error = None, exc
             duration = time.monotonic() - started
+            _drop_unpublished_metrics(self._metrics)
         return Invocation(response, error, duration, duration > self.spec.timeout)
 
     def unload(self) -> None:

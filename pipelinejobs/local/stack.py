@@ -738,40 +738,56 @@ class _LoggingState:
     """The process's loggers as they were before the stack started, to put back when it stops.
 
     The functions' Powertools Loggers configure the process-wide logger of their service (its level
-    from the stack's POWERTOOLS_LOG_LEVEL, a handler bound to the stdout of the moment), and a later
-    Logger of the same service keeps that configuration. Without this, code of the same process that
-    runs after the stack (another test suite, say) would inherit the stack's quiet WARNING level.
+    from POWERTOOLS_LOG_LEVEL, a handler bound to the stdout of the moment), and a later Logger of the
+    same service keeps whatever configuration it finds. So, both ways:
+
+    - at start, a service logger some earlier code of the process configured (a handler imported by a
+      test, say: INFO, printing to the stdout of its time) is set aside, so that the stack's functions
+      configure their own from the stack's environment;
+    - at stop, the loggers the stack's functions configured are forgotten, the ones set aside come back,
+      and every other logger gets its level back: code that runs after the stack in the same process
+      does not inherit its quiet WARNING level.
     """
 
-    def __init__(self, levels: dict[str, int]) -> None:
+    def __init__(self, levels: dict[str, int], set_aside: dict[str, Any]) -> None:
         self.levels = levels
+        self.set_aside = set_aside
+
+    @staticmethod
+    def _configured_by_powertools(item: Any) -> bool:
+        import logging
+
+        return isinstance(item, logging.Logger) and bool(getattr(item, "init", False))
 
     @classmethod
     def capture(cls) -> _LoggingState:
         import logging
 
-        manager = logging.Logger.manager
-        return cls(
-            {
-                name: item.level
-                for name, item in list(manager.loggerDict.items())
-                if isinstance(item, logging.Logger)
-            }
-        )
+        loggers = logging.Logger.manager.loggerDict
+        levels = {
+            name: item.level for name, item in list(loggers.items()) if isinstance(item, logging.Logger)
+        }
+        set_aside = {
+            name: item for name, item in list(loggers.items()) if cls._configured_by_powertools(item)
+        }
+        for name in set_aside:
+            loggers.pop(name, None)
+        return cls(levels, set_aside)
 
     def restore(self) -> None:
         import logging
 
-        for name, item in list(logging.Logger.manager.loggerDict.items()):
+        loggers = logging.Logger.manager.loggerDict
+        for name, item in list(loggers.items()):
             if not isinstance(item, logging.Logger):
                 continue
-            if name in self.levels:
-                item.setLevel(self.levels[name])
-            elif getattr(item, "init", False):  # configured by a Powertools Logger of a function
-                # Forgotten, so that the next Logger of this service makes and configures a new one.
+            if self._configured_by_powertools(item):  # by a function of the stack: forgotten
                 for handler in list(item.handlers):
                     item.removeHandler(handler)
-                logging.Logger.manager.loggerDict.pop(name, None)
+                loggers.pop(name, None)
+            elif name in self.levels:
+                item.setLevel(self.levels[name])
+        loggers.update(self.set_aside)
 
 
 def wait_for_port(url: str, timeout: float = 0.5) -> bool:

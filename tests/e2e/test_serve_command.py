@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("pipelinejobs")
 
@@ -37,8 +35,8 @@ def _read_banner(process: subprocess.Popen[str], timeout: float) -> list[str]:
     raise AssertionError("serve did not come up:\n" + "\n".join(lines))
 
 
-@pytest.mark.skipif(not SCRIPT.exists(), reason="the pipelinejobs script is not installed next to python")
 def test_serve_then_demo_in_another_shell_then_ctrl_c(tmp_path: Path) -> None:
+    assert SCRIPT.exists(), f"{SCRIPT} is missing: install the project (`make install`) first"
     # given `pipelinejobs serve` started as a user starts it (any free ports)
     serve = subprocess.Popen(  # noqa: S603 (our own script)
         [str(SCRIPT), "serve", "--port", "0"],

@@ -1,9 +1,6 @@
-"""Model-based tests: the scenario budget (`--scenarios`, or PIPELINEJOBS_SCENARIOS), one moto stack per
-module, and the figures printed at the end of the session.
-
-`--scenarios` is registered here, so it is known when pytest is pointed at this folder
-(`pytest tests/model --scenarios 100000`); from the repository root use the environment variable
-(`PIPELINEJOBS_SCENARIOS=100000 pytest`), which works everywhere.
+"""Model-based tests: the scenario budget (`--scenarios`, registered in tests/conftest.py, or
+PIPELINEJOBS_SCENARIOS), one moto stack per module, and the figures printed at the end of the run
+(through tests/summaries.py, so that they are printed under pytest-xdist too).
 """
 
 from __future__ import annotations
@@ -13,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
+
+from tests import summaries
 
 DEFAULT_SCENARIOS = 1000
 
@@ -30,15 +29,6 @@ class ModelStats:
 STATS_KEY = pytest.StashKey[ModelStats]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--scenarios",
-        type=int,
-        default=None,
-        help=f"model-based scenarios per run (default {DEFAULT_SCENARIOS}, or PIPELINEJOBS_SCENARIOS)",
-    )
-
-
 def scenario_budget(config: pytest.Config) -> int:
     given = config.getoption("scenarios", default=None)
     if given is None:
@@ -48,7 +38,9 @@ def scenario_budget(config: pytest.Config) -> int:
 
 @pytest.fixture(scope="session")
 def model_stats(request: pytest.FixtureRequest) -> ModelStats:
-    return request.config.stash.setdefault(STATS_KEY, ModelStats())
+    stats = request.config.stash.setdefault(STATS_KEY, ModelStats())
+    summaries.register(request.config, "model-based scenarios", lambda: summary_lines(stats))
+    return stats
 
 
 @pytest.fixture(scope="session")
@@ -56,19 +48,16 @@ def scenario_count(request: pytest.FixtureRequest) -> int:
     return scenario_budget(request.config)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    stats = terminalreporter.config.stash.get(STATS_KEY, None)
-    if stats is None or not stats.scenarios:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("model-based scenarios")
+def summary_lines(stats: ModelStats) -> list[str]:
+    if not stats.scenarios:
+        return []
     by_mode = ", ".join(f"{mode} {n}" for mode, n in sorted(stats.scenarios.items()))
-    write(f"scenarios run: {sum(stats.scenarios.values())} ({by_mode}) in {stats.seconds:.0f} s")
     outcomes = ", ".join(f"{name} {n}" for name, n in sorted(stats.outcomes.items()))
-    write(f"events sent: {stats.events_sent}; history entries checked: {outcomes}")
     kinds = Counter(key.rsplit(":", 1)[0] for key in stats.faults.elements())
-    write(
+    return [
+        f"scenarios run: {sum(stats.scenarios.values())} ({by_mode}) in {stats.seconds:.0f} s",
+        f"events sent: {stats.events_sent}; history entries checked: {outcomes}",
         f"faults injected: {sum(stats.faults.values())} "
-        f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})"
-    )
-    write(f"divergences from the reference model: {stats.divergences}")
+        f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})",
+        f"divergences from the reference model: {stats.divergences}",
+    ]
