@@ -69,30 +69,6 @@ class LambdaContext:
         return 60_000
 
 
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """One message as ReceiveMessage gives it, in the shape Lambda's SQS event source hands the worker."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message.get("ReceiptHandle", "handle"),
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attributes.get("SentTimestamp", "0"),
-            "SenderId": attributes.get("SenderId", "AIDBENCH"),
-            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
-            "MessageGroupId": attributes.get("MessageGroupId"),
-            "MessageDeduplicationId": attributes.get("MessageDeduplicationId"),
-            "SequenceNumber": attributes.get("SequenceNumber", "1"),
-        },
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1",
-    }
-
-
 class AwsCalls:
     """Every AWS request made while `counting` (all clients, PynamoDB's included), by
     `service:Operation`, as the integration tests' `aws_calls` counts them; `params` keeps each

@@ -30,7 +30,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ADMIN_KEY, ROOT, AwsCalls, LambdaContext, moto_stack, sqs_record
+from _common import ADMIN_KEY, ROOT, AwsCalls, LambdaContext, moto_stack
+
+from pipelinejobs.local.event_source import sqs_record
 
 READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "GetParameter"}
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
@@ -170,7 +172,7 @@ class ApiBench:
             messages: list[dict[str, Any]] = received.get("Messages", [])  # type: ignore[assignment]
             if not messages:
                 return
-            event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
+            event = {"Records": [sqs_record(m, queue_arn=self.queue_arn) for m in messages]}
             failures = self.worker.handler(event, LambdaContext())["batchItemFailures"]
             assert not failures, failures
             self.sqs.delete_message_batch(

@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, LambdaContext, moto_stack, sqs_record
+from _common import ROOT, LambdaContext, moto_stack
 from api_cost import ApiBench
 from worker_cost import item_size
+
+from pipelinejobs.local.event_source import sqs_record
 
 UPDATES_PER_JOB = 8
 EVENTS_PER_JOB = UPDATES_PER_JOB + 2  # run, updates, finish
@@ -107,7 +109,7 @@ def measure(jobs: int) -> dict[str, Any]:
                 messages: list[dict[str, Any]] = received.get("Messages", [])  # type: ignore[assignment]
                 if not messages:
                     return
-                event = {"Records": [sqs_record(m, bench.queue_arn) for m in messages]}
+                event = {"Records": [sqs_record(m, queue_arn=bench.queue_arn) for m in messages]}
                 response = timed(worker, lambda event=event: bench.worker.handler(event, context))
                 assert not response["batchItemFailures"], response
                 bench.sqs.delete_message_batch(

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import AwsCalls, LambdaContext, moto_stack, sqs_record
+from _common import AwsCalls, LambdaContext, moto_stack
+
+from pipelinejobs.local.event_source import sqs_record
 
 BATCH = 10
 TARGET = 0.8
@@ -73,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 message = {
                     "MessageId": str(uuidlib.uuid4()),
+                    "ReceiptHandle": f"handle-{event_id}",
                     "Body": json.dumps(body),
-                    "Attributes": {"MessageGroupId": uuid, "MessageDeduplicationId": event_id},
+                    "Attributes": {
+                        "ApproximateReceiveCount": "1",
+                        "SentTimestamp": "0",
+                        "MessageGroupId": uuid,
+                        "MessageDeduplicationId": event_id,
+                    },
                 }
-                records.append(sqs_record(message, queue_arn))
+                records.append(sqs_record(message, queue_arn=queue_arn))
             return {"Records": records}
 
         aws = AwsCalls()

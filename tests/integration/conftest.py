@@ -23,6 +23,7 @@ from jobcore.models import JobSpec
 from jobcore.service import CreatedJob, JobService
 from jobcore.settings import Settings
 from jobcore.tokens import admin_token
+from pipelinejobs.local.event_source import sqs_record
 from pipelinejobs.local.resources import StackResources, create_stack_resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,30 +69,6 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
-
-
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """One message from ReceiveMessage, in the shape Lambda's SQS event source gives the handler."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attributes.get("SentTimestamp", "0"),
-            "SenderId": attributes.get("SenderId", "AIDTEST"),
-            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
-            "MessageGroupId": attributes.get("MessageGroupId"),
-            "MessageDeduplicationId": attributes.get("MessageDeduplicationId"),
-            "SequenceNumber": attributes.get("SequenceNumber", "1"),
-        },
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1",
-    }
 
 
 @dataclass
@@ -172,7 +149,7 @@ class Harness:
     def invoke(self, messages: list[dict[str, Any]], context: FakeContext | None = None) -> dict[str, Any]:
         import worker_handler
 
-        event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
+        event = {"Records": [sqs_record(m, queue_arn=self.queue_arn) for m in messages]}
         response: dict[str, Any] = worker_handler.handler(event, context or FakeContext())
         self.handler_results.append(response)
         return response

@@ -58,6 +58,7 @@ from jobcore.models import JobSpec, parse_event
 from jobcore.service import JobService
 from jobcore.settings import Settings
 from jobcore.tokens import RotationPolicy, admin_token, hash_token, new_job_token
+from pipelinejobs.local.event_source import sqs_record
 from tests.model.reference_model import (
     COMPLETION,
     TABLE,
@@ -415,30 +416,6 @@ class World:
         ]
 
 
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """One received message in the shape Lambda's SQS event source hands the handler."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attributes.get("SentTimestamp", "0"),
-            "SenderId": "AIDMODEL",
-            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
-            "MessageGroupId": attributes.get("MessageGroupId"),
-            "MessageDeduplicationId": attributes.get("MessageDeduplicationId"),
-            "SequenceNumber": attributes.get("SequenceNumber", "1"),
-        },
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "us-east-1",
-    }
-
-
 class LambdaContext:
     function_name = "WorkerFunction"
     memory_limit_in_mb = 512
@@ -701,7 +678,7 @@ class Scenario:
             ).get("Messages", [])
             if not messages:
                 return
-            event = {"Records": [sqs_record(m, w.queue_arn) for m in messages]}
+            event = {"Records": [sqs_record(m, queue_arn=w.queue_arn) for m in messages]}
             try:
                 import worker_handler
 
