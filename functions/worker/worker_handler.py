@@ -107,6 +107,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     # A batch whose every message failed is reported as such, like any other partial failure, rather
     # than raised: the messages return to the queue either way, without an invocation error.
     processor.raise_on_entire_batch_failure = False
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # Messages handed back to the queue (a failure of the machinery, and the rest of its group): SQS
+    # delivers them again, and after maxReceiveCount moves them to the dead-letter queue.
+    returned = len(response.get("batchItemFailures") or ())
+    if returned:
+        metrics.add_metric(name="EventsRetried", unit=MetricUnit.Count, value=returned)
+    return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 from jobcore.errors import TransientError
@@ -122,7 +123,21 @@ def test_two_workers_applying_events_to_one_job_concurrently_lose_nothing(harnes
     assert (job.state, job.generation) == (State.RUNNING, 5)
 
 
-def test_transient_failure_fails_only_its_message_group_and_is_retried(harness, monkeypatch) -> None:
+def _metric_totals(out: str) -> dict[str, float]:
+    """The worker's EMF metric lines in `out`, summed by metric name."""
+    totals: dict[str, float] = {}
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            blob = json.loads(line)
+            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = blob[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + (
+                    sum(value) if isinstance(value, list) else value
+                )
+    return totals
+
+
+def test_transient_failure_fails_only_its_message_group_and_is_retried(harness, monkeypatch, capsys) -> None:
     # given two jobs, and DynamoDB throttling writes for the first one only
     troubled, fine = harness.create(), harness.create()
     real_apply = harness.repo.apply
@@ -137,9 +152,12 @@ def test_transient_failure_fails_only_its_message_group_and_is_retried(harness, 
     fine_id = harness.send(fine.job.uuid, "run", fine.token)
     # when one batch holding both groups is handled
     messages = harness.receive()
+    capsys.readouterr()
     response = harness.invoke(messages)
     harness.delete_succeeded(messages, response)
-    # then only the troubled group's messages are reported failed; the other job moved on
+    # then only the troubled group's messages are reported failed, and counted as retried; the other
+    # job moved on
+    assert _metric_totals(capsys.readouterr().out) == {"EventsApplied": 1, "EventsRetried": 2}
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     by_id = {m["MessageId"]: m for m in messages}
     failed_groups = {by_id[i]["Attributes"]["MessageGroupId"] for i in failed}
