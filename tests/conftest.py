@@ -74,38 +74,32 @@ TEMPLATE_CHECKS = {
     "test_template_bucket_is_encrypted_private_versioned_and_tls_only": "public access blocked",
     "test_template_alarms_on_any_message_in_the_dead_letter_queue": "an alarm on the dead-letter queue",
 }
-_TEMPLATE_OUTCOMES = pytest.StashKey[dict[str, list[str]]]()
-_CONFIG: list[pytest.Config] = []
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    _CONFIG[:] = [config]
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Template checks' outcomes, seen where the run is reported (the controller, under xdist)."""
-    if not report.nodeid.startswith(TEMPLATE_TESTS) or not _CONFIG:
-        return
-    name = report.nodeid[len(TEMPLATE_TESTS) :].split("[", 1)[0]
-    if name in TEMPLATE_CHECKS and (report.when == "call" or report.outcome != "passed"):
-        _CONFIG[0].stash.setdefault(_TEMPLATE_OUTCOMES, {}).setdefault(name, []).append(report.outcome)
-
-
-def _template_lines(config: pytest.Config) -> list[str]:
-    outcomes = config.stash.get(_TEMPLATE_OUTCOMES, {})
-    if not outcomes:
+def _template_lines(reporter: pytest.TerminalReporter) -> list[str]:
+    """The template checks' verdicts, from the reports the terminal reporter keeps (every worker's too)."""
+    seen: dict[str, set[str]] = {}
+    for category, reports in reporter.stats.items():
+        if category in ("", "warnings"):  # passed setups and teardowns; warnings
+            continue
+        for report in reports:
+            nodeid = getattr(report, "nodeid", "") or ""
+            name = nodeid[len(TEMPLATE_TESTS) :].split("[", 1)[0]
+            if nodeid.startswith(TEMPLATE_TESTS) and name in TEMPLATE_CHECKS:
+                seen.setdefault(name, set()).add(category)
+    if not seen:
         return []
     checks = []
     for name, what in TEMPLATE_CHECKS.items():
-        seen = outcomes.get(name)
-        verdict = "not run" if not seen else "PASS" if all(o == "passed" for o in seen) else "FAIL"
+        categories = seen.get(name)
+        verdict = "not run" if not categories else "PASS" if categories == {"passed"} else "FAIL"
         checks.append(f"{what} {verdict}")
     return ["template.yaml (as written and as SAM translates it): " + "; ".join(checks)]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     sections = summaries.all_sections(terminalreporter.config)
-    template = _template_lines(terminalreporter.config)
+    template = _template_lines(terminalreporter)
     if template:
         sections.setdefault("reliability", []).extend(template)
     for title, lines in sections.items():
