@@ -30,6 +30,20 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "integration-admin-key"
 
 
+def metric_totals(out: str) -> dict[str, float]:
+    """The EMF metric lines (Powertools Metrics) in captured stdout, summed by metric name."""
+    totals: dict[str, float] = {}
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            blob = json.loads(line)
+            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = blob[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + (
+                    sum(value) if isinstance(value, list) else value
+                )
+    return totals
+
+
 @pytest.fixture(scope="module")
 def aws() -> Iterator[None]:
     """moto in-process for one test module (building the stack per test would cost ~1.4 s each)."""

@@ -9,6 +9,7 @@ import pytest
 from jobcore.errors import InvalidArchivePath, JobExists
 from jobcore.ids import job_uuid
 from jobcore.tokens import hash_token
+from tests.integration.conftest import metric_totals
 
 
 def test_create_is_idempotent_by_uuid(harness) -> None:
@@ -81,13 +82,12 @@ def test_refusals_are_counted_in_a_metric_and_no_log_line_holds_a_secret(harness
     harness.work()
     # then the worker's metrics count each outcome
     out = capsys.readouterr().out
-    metrics = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
-    totals: dict[str, float] = {}
-    for m in metrics:
-        for d in m["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            value = m[d["Name"]]
-            totals[d["Name"]] = totals.get(d["Name"], 0) + (sum(value) if isinstance(value, list) else value)
-    assert totals == {"EventsApplied": 2, "EventsRejected": 2, "EventsDuplicate": 1, "EventsIgnored": 2}
+    assert metric_totals(out) == {
+        "EventsApplied": 2,
+        "EventsRejected": 2,
+        "EventsDuplicate": 1,
+        "EventsIgnored": 2,
+    }
     # and no token, token hash or admin key appears in any line the worker wrote
     secrets = [
         created.token,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 
 from jobcore.errors import TransientError
 from jobcore.states import State
+from tests.integration.conftest import metric_totals
 
 
 def test_duplicate_delivery_of_an_applied_event_changes_nothing(harness) -> None:
@@ -123,20 +123,6 @@ def test_two_workers_applying_events_to_one_job_concurrently_lose_nothing(harnes
     assert (job.state, job.generation) == (State.RUNNING, 5)
 
 
-def _metric_totals(out: str) -> dict[str, float]:
-    """The worker's EMF metric lines in `out`, summed by metric name."""
-    totals: dict[str, float] = {}
-    for line in out.splitlines():
-        if line.startswith('{"_aws"'):
-            blob = json.loads(line)
-            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = blob[metric["Name"]]
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + (
-                    sum(value) if isinstance(value, list) else value
-                )
-    return totals
-
-
 def test_transient_failure_fails_only_its_message_group_and_is_retried(harness, monkeypatch, capsys) -> None:
     # given two jobs, and DynamoDB throttling writes for the first one only
     troubled, fine = harness.create(), harness.create()
@@ -157,7 +143,7 @@ def test_transient_failure_fails_only_its_message_group_and_is_retried(harness, 
     harness.delete_succeeded(messages, response)
     # then only the troubled group's messages are reported failed, and counted as retried; the other
     # job moved on
-    assert _metric_totals(capsys.readouterr().out) == {"EventsApplied": 1, "EventsRetried": 2}
+    assert metric_totals(capsys.readouterr().out) == {"EventsApplied": 1, "EventsRetried": 2}
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     by_id = {m["MessageId"]: m for m in messages}
     failed_groups = {by_id[i]["Attributes"]["MessageGroupId"] for i in failed}
