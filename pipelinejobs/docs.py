@@ -161,21 +161,24 @@ def render_token_rules() -> str:
     rows = [
         (
             "job (update) token",
-            f"`{JOB_TOKEN_PREFIX}` + {random_chars} URL-safe characters ({_TOKEN_BYTES * 8} random bits)",
+            f"`{JOB_TOKEN_PREFIX}` + {random_chars} URL-safe characters ({_TOKEN_BYTES * 8} random bits, "
+            "then the HMAC of the token it replaces)",
             _events_for(Actor.JOB),
             f"after a state-changing event, after {policy.rotate_uses} uses (`TOKEN_ROTATE_USES`), "
             f"at {policy.rotate_seconds} s of age (`TOKEN_ROTATE_SECONDS`), or on request "
-            "(`POST /jobs/{uuid}/token`); only in HTTP responses, never on the queue",
-            f"until rotated out, then {policy.grace_seconds} s more (`TOKEN_GRACE_SECONDS`; at most "
-            f"{MAX_GRACE_TOKENS} rotated-out tokens at once); revoked by `reset` and `delete`",
+            "(`POST /jobs/{uuid}/token`); only in HTTP responses, never on the queue. A rotated-out token "
+            "is answered with the current one and never rotates again",
+            f"until rotated out, then {policy.grace_seconds} s more (`TOKEN_GRACE_SECONDS`), whatever "
+            f"it is used for; with {MAX_GRACE_TOKENS} rotated-out tokens in grace, rotation waits "
+            "(on request: 429); revoked by `reset` and `delete`",
         ),
         (
             "callback token",
-            f"`{CALLBACK_TOKEN_PREFIX}` + {random_chars} URL-safe characters ({_TOKEN_BYTES * 8} random bits), "
-            "in the job's `callback_url`",
+            f"`{CALLBACK_TOKEN_PREFIX}` + {random_chars} URL-safe characters (an HMAC under the admin key of "
+            "the job and a random nonce), in the job's `callback_url`; an admin can always read it",
             _events_for(Actor.CALLBACK),
-            "never by use",
-            "until `reset` or `delete` revokes it",
+            "never by use; a new one after each `reset`, or when an admin asks (`rotate_callback`)",
+            "until replaced, or `delete` revokes it",
         ),
         (
             "admin token",

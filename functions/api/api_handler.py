@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,16 +34,19 @@ from jobcore.errors import (
     EventNotAllowed,
     EventNotFound,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidRequest,
     JobError,
     JobExists,
     JobNotFound,
     PayloadTooLarge,
+    TooManyRotations,
     TransientError,
     Unauthorized,
     UnknownEvent,
 )
 from jobcore.models import MAX_BODY_BYTES, JobSpec, LifecycleEvent
+from jobcore.payloads import strict_json_loads
 from jobcore.states import EVENT_NAMES, Actor, State
 
 logger = Logger()
@@ -62,6 +65,9 @@ ERROR_STATUS: Final = {
     EventNotFound: HTTPStatus.NOT_FOUND,
     JobExists: HTTPStatus.CONFLICT,
     EventNotAllowed: HTTPStatus.CONFLICT,
+    # The IETF Idempotency-Key draft's status for a key reused with another request.
+    IdempotencyKeyReused: HTTPStatus.UNPROCESSABLE_ENTITY,
+    TooManyRotations: HTTPStatus.TOO_MANY_REQUESTS,
     JobError: HTTPStatus.BAD_REQUEST,
 }
 
@@ -83,7 +89,8 @@ class Resolver(APIGatewayHttpResolver):
         return schema
 
 
-app = Resolver(enable_validation=True)
+# Bodies are strict JSON: NaN and Infinity are refused (SPEC section 5), so none is ever stored or served.
+app = Resolver(enable_validation=True, json_body_deserializer=strict_json_loads)
 
 
 def build_service(*, clock: Clock | None = None) -> ApiService:
@@ -152,9 +159,15 @@ class JobView(BaseModel):
     created_at: str
     updated_at: str
     state_entered_at: str
-    allowed_events: list[str] = Field(description="events the caller's credential may send now")
+    queued_events: int = Field(0, description="events accepted and not applied yet")
+    allowed_events: list[str] = Field(
+        description="events the caller's credential may send now: from the state the job will be in once "
+        "its queued events are applied"
+    )
     data: dict[str, Any] | None = Field(None, description="run-time parameters (not in listings)")
-    callback_url: str | None = Field(None, description="only when created or re-issued: it holds a token")
+    callback_url: str | None = Field(
+        None, description="the current callback URL (it holds a token): on creation, and for an admin"
+    )
 
 
 class CreatedJobResponse(BaseModel):
@@ -200,7 +213,7 @@ class EventStatusResponse(BaseModel):
 
 class TokenResponse(BaseModel):
     token: str
-    callback_url: str | None = Field(None, description="when a new callback token was issued (after a reset)")
+    callback_url: str | None = Field(None, description="for an admin: the job's current callback URL")
 
 
 def _doc(description: str, model: type[BaseModel] = ErrorResponse) -> OpenAPIResponse:
@@ -286,9 +299,9 @@ def _callback_body() -> Any:
     if not text.strip():
         return None
     try:
-        return json.loads(text)
+        return strict_json_loads(text)
     except (ValueError, RecursionError):
-        pass
+        pass  # not strict JSON (NaN included): kept as the text it is
     content_type = (app.current_event.headers.get("content-type") or "").lower()
     if content_type.startswith("application/x-www-form-urlencoded"):
         return dict(parse_qsl(text, keep_blank_values=True))
@@ -356,24 +369,41 @@ def list_jobs(
     tags=["jobs"],
 )
 def get_job(uuid: str):
-    return _json(200, _deps().get_job(uuid, _bearer()))
+    return _json(200, _deps().get_job(uuid, _bearer(), _base_url()), secret=True)
 
 
 @app.post(
     "/jobs/<uuid>/events",
     summary="Send a lifecycle event",
-    description="Accepted events are queued and applied in order by the worker. Use the returned token next.",
+    description=(
+        "A 202 is a promise: the event is applied, in the order accepted, unless a reset or delete comes "
+        "first. It is checked against the state the job will be in once the events queued before it are "
+        "applied, so `run` then `finish` may follow each other at once. Use the returned token next. "
+        "To retry safely after a lost response, send an `Idempotency-Key`: the same key on the same job "
+        "always gives the same event_id, and the event is applied once."
+    ),
     responses={
         202: _doc("accepted and queued", AcceptedResponse),
         **_JOB_ERRORS,
-        409: _doc("not allowed from the job's current state"),
+        409: _doc("not allowed from the state the job will be in"),
         413: _doc("data too large"),
+        422: _doc("the Idempotency-Key was used on this job for another request"),
     },
     security=_BEARER,
     tags=["events"],
 )
-def post_event(uuid: str, event: Annotated[LifecycleEvent, Body()]):
-    accepted = _deps().submit_event(uuid, _bearer(), event)
+def post_event(
+    uuid: str,
+    event: Annotated[LifecycleEvent, Body()],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=64,
+            description="up to 64 URL-safe characters; a retry with the same key is the same event",
+        ),
+    ] = None,
+):
+    accepted = _deps().submit_event(uuid, _bearer(), event, idempotency_key)
     return _json(202, accepted.body(), secret=True)
 
 
@@ -435,13 +465,24 @@ def callback(
 @app.post(
     "/jobs/<uuid>/token",
     summary="Rotate the job token now (job token or admin)",
-    description="An admin gets a fresh job token for any job; after a reset, a new callback URL too.",
-    responses={200: _doc("the new token", TokenResponse), **_JOB_ERRORS},
+    description=(
+        "An admin gets a fresh job token for any job, and its current callback URL; with "
+        "`rotate_callback=true`, a new callback URL, and the old one stops working."
+    ),
+    responses={
+        200: _doc("the new token", TokenResponse),
+        **_JOB_ERRORS,
+        429: _doc("as many rotated-out tokens as allowed are still in their grace period"),
+    },
     security=_BEARER,
     tags=["jobs"],
 )
-def issue_token(uuid: str):
-    return _json(200, _deps().issue_token(uuid, _bearer(), _base_url()), secret=True)
+def issue_token(
+    uuid: str,
+    rotate_callback: Annotated[bool, Query(description="admin: issue a new callback URL")] = False,
+):
+    body = _deps().issue_token(uuid, _bearer(), _base_url(), rotate_callback=rotate_callback)
+    return _json(200, body, secret=True)
 
 
 @lru_cache(maxsize=8)
@@ -487,6 +528,8 @@ def _job_error(error: JobError) -> Response:
         {"uuid": error.details["uuid"]} if isinstance(error, JobExists) and "uuid" in error.details else {}
     )
     headers = {"WWW-Authenticate": "Bearer"} if status == HTTPStatus.UNAUTHORIZED else None
+    if isinstance(error, TooManyRotations):
+        headers = {"Retry-After": str(error.details.get("retry_after", 1))}
     logger.info("request refused", status=int(status), code=error.code)
     return _json(status, error_body(error.code, error.message, **extra), headers=headers)
 
@@ -537,6 +580,8 @@ def describe_validation(errors: Sequence[Any]) -> tuple[str, str]:
     for item in errors:
         kind = item.get("type")
         if kind == "json_invalid":
+            if "NaN" in str(item.get("ctx", {}).get("error", "")):
+                return "invalid_request", "the body is not valid JSON: NaN and Infinity are not JSON numbers"
             return "invalid_request", "the body is not valid JSON"
         if kind == "union_tag_invalid":
             tag = _shown(item.get("ctx", {}).get("tag", ""))

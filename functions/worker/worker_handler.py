@@ -10,6 +10,7 @@ fails the rest of its message group only, and the response lists them (ReportBat
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobcore.payloads import strict_json_loads
 from jobcore.service import JobService, Result
 
 logger = Logger()
@@ -36,6 +38,7 @@ _METRIC_NAMES = {
     "ignored": "EventsIgnored",
     "duplicate": "EventsDuplicate",
     "unrecorded": "EventsUnrecorded",
+    "requeued": "EventsRequeued",
 }
 
 
@@ -64,11 +67,17 @@ def _deps() -> JobService:
     )
 
 
-def _body(record: SQSRecord) -> Any:
+def _body(record: SQSRecord) -> tuple[Any, str | None]:
+    """The message's body, and what makes it malformed when it is not JSON (recorded by the service)."""
     try:
-        return json.loads(record.body)
-    except (ValueError, TypeError, RecursionError):  # not JSON, or nested deeper than the parser goes
-        return None  # recorded as malformed by the service
+        return strict_json_loads(record.body), None
+    except RecursionError:
+        return None, "nested deeper than the JSON parser goes"
+    except ValueError as error:
+        if "NaN" not in str(error):
+            return None, "the body is not JSON"
+    # NaN or Infinity: JSON otherwise, so the job it names can record the refusal
+    return json.loads(record.body), "NaN and Infinity are not JSON numbers"
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> Result:
@@ -85,7 +94,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         return remaining < _SAFETY_MS or started_ms - remaining >= budget_ms
 
     fallback = record.attributes.message_deduplication_id or record.message_id
-    result = service.handle_message(_body(record), fallback_event_id=fallback, deadline=deadline)
+    body, malformed = _body(record)
+    result = service.handle_message(body, fallback_event_id=fallback, deadline=deadline, malformed=malformed)
     metrics.add_metric(name=_METRIC_NAMES.get(result.status, "EventsApplied"), unit=MetricUnit.Count, value=1)
     logger.info(
         f"{result.name or 'message'} {result.status}",
@@ -100,9 +110,43 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     return result
 
 
+def in_accepted_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch with each message group's events in the API's order (their `seq`), the groups' places
+    kept. Two API requests whose sends crossed reach the queue out of order; within a batch they are
+    put back in order here, across batches the worker waits for the one before (jobcore.service)."""
+    places: dict[str, list[tuple[int, int]]] = {}  # group -> (place in the batch, seq) of accepted events
+    for i, record in enumerate(records):
+        seq = _seq(record)
+        if seq:
+            group = (record.get("attributes") or {}).get("MessageGroupId") or ""
+            places.setdefault(group, []).append((i, seq))
+    ordered = list(records)
+    for found in places.values():
+        if any(a[1] > b[1] for a, b in itertools.pairwise(found)):
+            by_seq = sorted(found, key=lambda place: place[1])
+            for (i, _), (j, _) in zip(found, by_seq, strict=True):
+                ordered[i] = records[j]
+    return ordered
+
+
+def _seq(record: dict[str, Any]) -> int:
+    """An accepted event's place in its job's order; 0 for any other message (left where it is)."""
+    body = record.get("body") or ""
+    if '"seq"' not in body:
+        return 0
+    try:
+        seq = json.loads(body).get("seq")
+    except (ValueError, AttributeError, RecursionError):
+        return 0
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    records = event.get("Records")
+    if isinstance(records, list) and len(records) > 1:
+        event = {**event, "Records": in_accepted_order(records)}
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     # A batch whose every message failed is reported as such, like any other partial failure, rather
     # than raised: the messages return to the queue either way, without an invocation error.

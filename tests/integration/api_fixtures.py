@@ -161,11 +161,21 @@ class Api:
         body = response.body
         return CreatedJob(body["job"]["uuid"], body["token"], body["callback_url"], body)
 
-    def event(self, uuid: str, token: str, name: str, data: dict[str, Any] | None = None) -> HttpResponse:
+    def event(
+        self,
+        uuid: str,
+        token: str | None,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> HttpResponse:
+        """POST /jobs/{uuid}/events; `key`: its Idempotency-Key header."""
         body: dict[str, Any] = {"name": name}
         if data is not None:
             body["data"] = data
-        return self.call("POST", f"/jobs/{uuid}/events", token=token, body=body)
+        headers = {"Idempotency-Key": key} if key is not None else None
+        return self.call("POST", f"/jobs/{uuid}/events", token=token, body=body, headers=headers)
 
     def send(self, job: CreatedJob, name: str, data: dict[str, Any] | None = None) -> str:
         """Post an event with the job's token, follow the token, run the worker. Returns the event id."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jobcore.errors import TransientError
+from jobcore.keyring import acceptance_fields
 from jobcore.models import MAX_BODY_BYTES
 from jobcore.tokens import admin_token
 
@@ -46,15 +47,25 @@ def test_event_is_queued_for_the_worker_with_the_presented_token_and_the_expecta
     job = api.create()
     # when its token sends a state-changing event
     response = api.event(job.uuid, job.token, "run", {"progress": 1})
-    # then 202 with the event id and a rotated token, and one FIFO message pinned to what the API read
+    # then 202 with the event id and a rotated token, and one FIFO message pinned to what the API
+    # accepted: the state it expects, its place in the job's order, who sent it and when
     assert response.status == 202
     assert response.body["token"] != job.token
     [message] = api.queued()
     assert message == {
         "uuid": job.uuid, "name": "run", "data": {"progress": 1}, "token": job.token,
         "event_id": response.body["event_id"], "expect": ["CREATED", 1],
+        "seq": 1, "by": "job", "at": message["at"], "ignore": False, "mark": message["mark"],
         "_group": job.uuid, "_dedup": response.body["event_id"],
     }  # fmt: skip
+    assert message["at"] == pytest.approx(api.clock.now(), abs=1)
+    # marked as the API's acceptance, over every field but the token
+    fields = acceptance_fields(
+        uuid=job.uuid, event_id=message["event_id"], name="run", data={"progress": 1}, expect=("CREATED", 1),
+        seq=1, by="job", at=message["at"], ignore=False,
+    )  # fmt: skip
+    assert api.service.keyring().marked(fields, message["mark"])
+    assert not api.service.keyring().marked({**fields, "seq": 2}, message["mark"])
 
 
 # -- POST /jobs -------------------------------------------------------------------------------------
@@ -152,9 +163,11 @@ def test_get_job_lists_the_events_the_caller_may_send_now(api: Api) -> None:
     assert as_callback["allowed_events"] == ["run", "update", "resource", "fail", "finish"]
     assert as_admin["allowed_events"] == ["run", "update", "resource", "fail", "finish", "reset", "delete"]
     assert as_admin["run_at"] == as_admin["state_entered_at"]
-    # and nothing secret is in the representation
-    text = json.dumps(as_admin)
-    assert "pjt_" not in text and "pjc_" not in text and "hash" not in text and "callback_url" not in text
+    # and only the admin sees a credential: the job's current callback URL
+    assert as_admin["callback_url"] == job.callback_url
+    for shown in (as_job, as_callback, {k: v for k, v in as_admin.items() if k != "callback_url"}):
+        text = json.dumps(shown)
+        assert "pjt_" not in text and "pjc_" not in text and "hash" not in text and "callback_url" not in text
 
 
 @pytest.mark.parametrize(
@@ -250,9 +263,17 @@ def test_callback_token_sending_a_non_callback_event_is_403(api: Api, event: str
 def test_callback_token_may_send_callback_events_as_bearer(api: Api) -> None:
     job = api.create()
     response = api.event(job.uuid, job.callback_token, "run")
-    # the callback token never rotates: it is handed back as the token to use next
+    # the callback token never rotates: nothing to hand back, and it is never echoed
     assert response.status == 202
-    assert response.body["token"] == job.callback_token
+    assert "token" not in response.body and job.callback_token not in response.text
+
+
+def test_an_admin_event_does_not_echo_the_admin_token(api: Api) -> None:
+    job = api.create()
+    admin = api.admin()
+    response = api.event(job.uuid, admin, "run")
+    assert response.status == 202
+    assert "token" not in response.body and admin not in response.text
 
 
 def test_event_for_an_unknown_job_is_404(api: Api) -> None:
@@ -384,18 +405,34 @@ def test_event_status_goes_from_queued_to_applied(api: Api) -> None:
     assert shown["status"] == "applied" and shown["name"] == "update" and shown["data"] == {"n": 1}
 
 
-def test_an_event_overtaken_in_the_queue_is_rejected_with_its_reason(api: Api) -> None:
-    # given two events accepted from CREATED: cancel, then run
+def test_an_event_not_allowed_after_the_queued_ones_is_409_not_a_broken_202(api: Api) -> None:
+    # given a job in CREATED, and a cancel accepted but not applied yet
     job = api.create()
     cancel = api.event(job.uuid, api.admin(), "cancel")
+    assert cancel.status == 202
+    # when run follows at once
     run = api.event(job.uuid, api.admin(), "run")
-    assert cancel.status == run.status == 202
-    # when the worker applies them in order
+    # then it is refused now, against the state the cancel will leave the job in ...
+    assert run.status == 409
+    assert run.body["error"]["message"] == "cannot run a job in CANCELED (where its 1 queued events will leave it)"
+    # ... so every 202 is applied
     api.work()
-    # then run is rejected: the job was CANCELED by then
-    shown = api.call("GET", f"/jobs/{job.uuid}/events/{run.body['event_id']}", token=api.admin()).body
-    assert shown["status"] == "rejected"
-    assert shown["reason"] == "cannot run a job in CANCELED"
+    assert [(e["name"], e["outcome"]) for e in api.history(job)] == [("cancel", "applied")]
+
+
+def test_an_event_allowed_after_the_queued_ones_is_accepted_at_once(api: Api) -> None:
+    # given a job in CREATED, and run accepted but not applied yet
+    job = api.create()
+    run = api.event(job.uuid, job.token, "run")
+    # when finish follows at once (the stored state is still CREATED)
+    finish = api.event(job.uuid, run.body["token"], "finish")
+    # then it is accepted, and both are applied in that order
+    assert (run.status, finish.status) == (202, 202)
+    api.work()
+    assert [(e["name"], e["outcome"], e["to_state"]) for e in api.history(job)] == [
+        ("run", "applied", "RUNNING"),
+        ("finish", "applied", "FINISHED"),
+    ]
 
 
 def test_event_id_that_no_event_can_have_is_404(api: Api) -> None:

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from jobcore.states import EVENT_NAMES, TRANSITIONS, State
+from jobcore.tokens import hash_token
 
 # Admin events that take a new job to each state (RESET is held by dropping the erasure message).
 PATHS: dict[State, list[str]] = {
@@ -235,12 +236,14 @@ def test_events_queued_with_tokens_revoked_by_reset_are_rejected(harness) -> Non
     old_job = harness.send(uuid, "run", created.token)
     old_callback = harness.send(uuid, "update", created.callback_token)
     harness.work()
-    # then both are rejected and the job is CREATED again in generation 2
+    # then both are rejected and the job is CREATED again in generation 2, with no job token and a new
+    # callback token
     assert harness.repo.event(uuid, old_job).outcome == "rejected"
     assert harness.repo.event(uuid, old_callback).outcome == "rejected"
     job = harness.repo.get(uuid)
     assert (job.state, job.generation) == (State.CREATED, 2)
-    assert job.tokens.token_hash is None and job.tokens.callback_hash is None
+    assert job.tokens.token_hash is None and job.tokens.grace == {}
+    assert job.tokens.callback_hash not in (None, hash_token(created.callback_token))
 
 
 def test_ready_moves_a_reset_job_to_created_in_the_next_generation(harness) -> None:

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from jobcore.clock import FakeClock
+from jobcore.keyring import Keyring
 from jobcore.states import Actor
 from jobcore.tokens import (
     CALLBACK_TOKEN_PREFIX,
@@ -36,6 +37,11 @@ POLICY = RotationPolicy()  # 50 uses, 3600 s, 600 s grace
 def fresh_state(clock: FakeClock) -> tuple[str, TokenState]:
     token, callback = new_job_token(), new_callback_token()
     return token, TokenState(hash_token(token), clock.now(), 0, {}, hash_token(callback))
+
+
+def rotate(state: TokenState, clock: FakeClock, fresh: str | None = None) -> tuple[str, TokenState]:
+    fresh = fresh or new_job_token()
+    return fresh, state.rotated(fresh, clock.now(), POLICY)
 
 
 # -- job and callback tokens: shape -------------------------------------------------------------------
@@ -100,7 +106,7 @@ def test_authenticate_accepts_a_rotated_out_token_within_grace() -> None:
     # given a token rotated out just now
     clock = FakeClock()
     old, state = fresh_state(clock)
-    new, state = state.rotated(clock.now(), POLICY)
+    new, state = rotate(state, clock)
     # when the old one is presented before the grace period ends
     clock.advance(POLICY.grace_seconds - 1)
     # then both the new and the old token are accepted
@@ -112,7 +118,7 @@ def test_authenticate_refuses_a_rotated_out_token_after_grace() -> None:
     # given a token rotated out
     clock = FakeClock()
     old, state = fresh_state(clock)
-    new, state = state.rotated(clock.now(), POLICY)
+    new, state = rotate(state, clock)
     # when the grace period has passed
     clock.advance(POLICY.grace_seconds + 1)
     # then the old token is refused; the new one is still good
@@ -123,7 +129,7 @@ def test_authenticate_refuses_a_rotated_out_token_after_grace() -> None:
 def test_authenticate_refuses_a_rotated_out_token_exactly_at_grace_end() -> None:
     clock = FakeClock()
     old, state = fresh_state(clock)
-    _, state = state.rotated(clock.now(), POLICY)
+    _, state = rotate(state, clock)
     clock.advance(POLICY.grace_seconds)
     assert state.authenticate(old, clock.now()) is None
 
@@ -170,7 +176,7 @@ def test_authenticate_callback_token_does_not_expire_or_rotate() -> None:
     state = TokenState(state.token_hash, state.issued_at, 0, {}, hash_token(callback))
     for _ in range(10):
         clock.advance(10_000)
-        _, state = state.rotated(clock.now(), POLICY)
+        _, state = rotate(state, clock)
     # then the callback token still authenticates
     assert state.authenticate(callback, clock.now()) is Actor.CALLBACK
 
@@ -241,7 +247,7 @@ def test_rotated_gives_a_fresh_token_and_resets_uses_and_age() -> None:
     state = TokenState(state.token_hash, state.issued_at, 49, {}, state.callback_hash)
     clock.advance(100)
     # when it is rotated
-    new, rotated = state.rotated(clock.now(), POLICY)
+    new, rotated = rotate(state, clock)
     # then a new job token, counted from zero and from now; the callback hash is kept
     assert new != old
     assert credential_kind(new) is Actor.JOB
@@ -255,33 +261,68 @@ def test_rotated_gives_a_fresh_token_and_resets_uses_and_age() -> None:
     assert old not in repr(rotated)
 
 
-def test_rotated_keeps_at_most_max_grace_tokens_newest_first() -> None:
-    # given many rotations in quick succession
+def test_rotated_never_drops_a_token_before_its_grace_ends() -> None:
+    # given as many quick rotations as the grace list holds
     clock = FakeClock()
     token, state = fresh_state(clock)
     issued = [token]
-    for _ in range(MAX_GRACE_TOKENS + 3):
+    for _ in range(MAX_GRACE_TOKENS):
+        assert state.may_rotate(clock.now())
         clock.advance(1)
-        token, state = state.rotated(clock.now(), POLICY)
+        token, state = rotate(state, clock)
         issued.append(token)
-    # then only the last MAX_GRACE_TOKENS rotated-out tokens are still in grace
-    assert len(state.grace) == MAX_GRACE_TOKENS
-    rotated_out = issued[:-1]
-    assert [state.authenticate(t, clock.now()) for t in rotated_out[-MAX_GRACE_TOKENS:]] == [
-        Actor.JOB
-    ] * MAX_GRACE_TOKENS
-    assert [state.authenticate(t, clock.now()) for t in rotated_out[:-MAX_GRACE_TOKENS]] == [None] * 3
-    assert state.authenticate(issued[-1], clock.now()) is Actor.JOB
+    # then every rotated-out token is still in grace, and no further rotation may happen
+    assert [state.authenticate(t, clock.now()) for t in issued] == [Actor.JOB] * (MAX_GRACE_TOKENS + 1)
+    assert not state.may_rotate(clock.now())
+    # until the oldest one's grace ends, which grace_frees_at says
+    frees_at = state.grace_frees_at(clock.now())
+    assert frees_at == FakeClock().now() + 1 + POLICY.grace_seconds
+    clock.advance(frees_at - clock.now())
+    assert state.may_rotate(clock.now())
+    assert state.authenticate(issued[0], clock.now()) is None
+
+
+def test_current_from_follows_the_chain_from_a_token_in_grace() -> None:
+    # given a chain of rotations, each token the successor of the one before
+    clock = FakeClock()
+    keyring = Keyring("chain-key")
+    token, state = fresh_state(clock)
+    chain = [token]
+    for _ in range(3):
+        clock.advance(10)
+        token, state = rotate(state, clock, keyring.next_job_token(token))
+        chain.append(token)
+    # when any token of the chain still in grace is presented
+    # then the current token is found from it
+    for presented in chain:
+        assert state.current_from(presented, keyring.next_job_token, clock.now()) == chain[-1]
+    # and not from a token of another key's chain, a stranger, or one whose grace ended
+    assert state.current_from(chain[0], Keyring("other-key").next_job_token, clock.now()) is None
+    assert state.current_from(new_job_token(), keyring.next_job_token, clock.now()) is None
+    clock.advance(POLICY.grace_seconds + 1)
+    assert state.current_from(chain[0], keyring.next_job_token, clock.now()) is None
+    assert state.current_from(chain[-1], keyring.next_job_token, clock.now()) == chain[-1]
+
+
+def test_current_from_a_broken_chain_is_none() -> None:
+    # given a rotation to a random token (an admin's fresh one), not the successor
+    clock = FakeClock()
+    keyring = Keyring("chain-key")
+    old, state = fresh_state(clock)
+    _, state = rotate(state, clock)
+    # then the old token, still valid, does not lead to the current one
+    assert state.authenticate(old, clock.now()) is Actor.JOB
+    assert state.current_from(old, keyring.next_job_token, clock.now()) is None
 
 
 def test_rotated_drops_expired_grace_entries() -> None:
     # given a token rotated out, then the grace period passing
     clock = FakeClock()
     first, state = fresh_state(clock)
-    second, state = state.rotated(clock.now(), POLICY)
+    second, state = rotate(state, clock)
     clock.advance(POLICY.grace_seconds + 1)
     # when the job token rotates again
-    _, state = state.rotated(clock.now(), POLICY)
+    _, state = rotate(state, clock)
     # then the expired entry is gone and only the just-rotated-out token is in grace
     assert set(state.grace) == {hash_token(second)}
     assert hash_token(first) not in state.grace
@@ -289,7 +330,7 @@ def test_rotated_drops_expired_grace_entries() -> None:
 
 def test_rotated_from_revoked_state_adds_no_grace_entry() -> None:
     clock = FakeClock()
-    token, state = TokenState(None, clock.now()).rotated(clock.now(), POLICY)
+    token, state = rotate(TokenState(None, clock.now()), clock)
     assert state.grace == {}
     assert state.authenticate(token, clock.now()) is Actor.JOB
 

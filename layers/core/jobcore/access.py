@@ -1,12 +1,16 @@
 """What the HTTP API does, as plain Python: who may do what to which job, and what goes on the queue.
 
-The API never applies an event itself. It checks what it can check with ONE read of the job (the
-credential, who may send the event, whether the job's current state allows it), sends the event to the
-FIFO queue for the worker, whose conditional write is the real guard, and answers at once. The only
-write on the event path is the token rotation, and only when a rotation is due (SPEC section 4).
+The API never applies an event itself. It accepts it with ONE conditional write of the job item, whose
+condition is its guard (the credential; the event allowed from the state the job will be in once every
+event accepted before it is applied), and which gives the event its place in the job's order. It sends
+the event, marked as accepted (jobcore.keyring), to the FIFO queue, and answers 202 at once; the worker
+applies marked events in that order without checking their credential again, so a 202 is a promise
+(SPEC section 3): only a reset or delete in between revokes it.
 
-Per accepted event: one strongly consistent read, one SQS send, and one conditional write only when
-the job token rotates. The admin key comes from the AdminKeys port (cached by its adapter).
+Per accepted event: one conditional write (UpdateItem), one SQS send, and one more write only when the
+job token rotates. An Idempotency-Key adds a read (its event id depends on the job's incarnation) and
+makes the write a transaction with the key's record. The admin key comes from the AdminKeys port
+(cached by its adapter).
 
 Methods return JSON-ready bodies (or `Accepted`) and raise jobcore.errors; the HTTP edge maps those
 to status codes in one table. Nothing here logs, returns or raises a token, a hash or the admin key.
@@ -14,21 +18,28 @@ to status codes in one table. Nothing here logs, returns or raises a token, a ha
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from jobcore.clock import Clock, SystemClock, iso, parse_iso
 from jobcore.errors import (
+    EventNotAllowed,
     EventNotFound,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidRequest,
+    JobError,
     JobNotFound,
     PayloadTooLarge,
+    TooManyRotations,
     TransientError,
     Unauthorized,
 )
-from jobcore.ids import canonical_json, is_uuid, new_event_id
+from jobcore.ids import canonical_json, is_uuid
+from jobcore.keyring import Keyring, acceptance_fields, data_digest, new_nonce
 from jobcore.models import (
     MAX_DATA_BYTES,
     MAX_DATA_DEPTH,
@@ -39,7 +50,7 @@ from jobcore.models import (
     too_deep,
 )
 from jobcore.ports import AdminKeys, EventQueue, JobRepository
-from jobcore.records import Job, JobFilter
+from jobcore.records import DELETING, Acceptance, IdempotencyRecord, Job, JobFilter
 from jobcore.service import JobService
 from jobcore.settings import Settings
 from jobcore.states import (
@@ -48,14 +59,14 @@ from jobcore.states import (
     allowed_events,
     event_for_status,
     may_send,
-    next_state,
     transition,
 )
 from jobcore.tokens import (
+    MAX_GRACE_TOKENS,
     credential_kind,
     hash_token,
     is_admin_token,
-    new_callback_token,
+    new_job_token,
     same_hash,
 )
 
@@ -63,16 +74,18 @@ MAX_LIST_LIMIT: Final = 100
 MAX_HISTORY_LIMIT: Final = 1000
 _MAX_ISSUE_ATTEMPTS: Final = 3
 _EVENT_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
+_IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """An event accepted and queued. `token` is the credential to use next (None: the caller's own)."""
+    """An event accepted and queued. `token` is the job token to use next (None: not a job token)."""
 
     event_id: str
     name: str
     token: str | None
     rotated: bool = False
+    retried: bool = False  # an Idempotency-Key seen before: the event it was first used for
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"event_id": self.event_id, "event": self.name}
@@ -88,7 +101,15 @@ def callback_url(base_url: str, uuid: str, callback_token: str) -> str:
 class ApiService:
     """The HTTP API's operations on the ports. Every method raises JobError subclasses for the caller's
     mistakes (InvalidRequest, Unauthorized, Forbidden, JobNotFound, EventNotFound, JobExists,
-    EventNotAllowed, PayloadTooLarge) and TransientError when the machinery fails."""
+    EventNotAllowed, PayloadTooLarge, IdempotencyKeyReused, TooManyRotations) and TransientError when
+    the machinery fails.
+
+    Accepting an event is ONE conditional write on the job item (JobRepository.accept), not a read: its
+    condition is the guard (the credential; the event allowed from the state the job will be in once
+    every event accepted before it is applied), and it gives the event its place in the job's order.
+    The event is then queued with the API's mark (jobcore.keyring), so the worker applies it in that
+    order and does not check its credential again: an event answered 202 is applied (SPEC section 3).
+    """
 
     def __init__(
         self,
@@ -106,7 +127,10 @@ class ApiService:
         self.clock = clock or SystemClock()
         self.policy = settings.rotation
         self.max_data_bytes = min(settings.max_data_bytes, MAX_DATA_BYTES)
-        self._creator = JobService(settings, repo, clock=self.clock)
+        self._creator = JobService(settings, repo, admin_keys=admin_keys, clock=self.clock)
+
+    def keyring(self) -> Keyring:
+        return self._creator.keyring()
 
     # -- credentials ---------------------------------------------------------------------------------
 
@@ -130,18 +154,23 @@ class ApiService:
     def _job(self, uuid: str, token: str | None, *, deleted_for_admin: bool = False) -> tuple[Job, Actor]:
         """The job and the caller's role on it: one read. Raises Unauthorized, JobNotFound."""
         kind = self._kind(token)
-        if not is_uuid(uuid):
-            raise JobNotFound(f"no job {uuid[:64]!r}")
-        uuid = uuid.lower()
+        uuid = _job_uuid(uuid)
         job = self.repo.get(uuid)
         if job is None or (job.deleted and not (deleted_for_admin and kind is Actor.ADMIN)):
             raise JobNotFound(f"no job {uuid}")
         if kind is not Actor.ADMIN and job.tokens.authenticate(token or "", self.clock.now()) is not kind:
-            raise Unauthorized(
-                "the token is not valid for this job (another job's, rotated out after its grace period, "
-                "or revoked by a reset)"
-            )
+            raise _stale_token()
         return job, kind
+
+    def _callback_url(self, job: Job, base_url: str) -> str | None:
+        """The job's current callback URL, recomputed from its nonce (None: it has no callback token,
+        or the admin key changed since it was issued)."""
+        if job.callback_nonce is None or job.tokens.callback_hash is None:
+            return None
+        token = self.keyring().callback_token(job.uuid, job.callback_nonce)
+        if not same_hash(hash_token(token), job.tokens.callback_hash):
+            return None
+        return callback_url(base_url, job.uuid, token)
 
     # -- jobs ----------------------------------------------------------------------------------------
 
@@ -157,11 +186,17 @@ class ApiService:
             "callback_url": url,
         }
 
-    def get_job(self, uuid: str, token: str | None) -> dict[str, Any]:
-        """The job with its data; `allowed_events` are those the caller's credential may send now."""
+    def get_job(self, uuid: str, token: str | None, base_url: str = "") -> dict[str, Any]:
+        """The job with its data; `allowed_events` are those the caller's credential may send now (from
+        the state the job will be in once its queued events are applied). An admin also gets the
+        current `callback_url`."""
         job, actor = self._job(uuid, token)
-        body = job.public(self.repo.get_data(job.uuid))
-        body["allowed_events"] = allowed_events(job.state, actor)
+        url = self._callback_url(job, base_url) if actor is Actor.ADMIN and base_url else None
+        body = job.public(self.repo.get_data(job.uuid), url)
+        projected = job.projected_state
+        body["allowed_events"] = (
+            allowed_events(State(projected), actor) if projected in State.__members__ else []
+        )
         return body
 
     def list_jobs(
@@ -192,45 +227,247 @@ class ApiService:
 
     # -- events --------------------------------------------------------------------------------------
 
-    def submit_event(self, uuid: str, token: str | None, event: Any) -> Accepted:
-        """Check and queue one lifecycle event (a model of jobcore.models.LifecycleEvent).
+    def submit_event(
+        self, uuid: str, token: str | None, event: Any, idempotency_key: str | None = None
+    ) -> Accepted:
+        """Accept one lifecycle event (a model of jobcore.models.LifecycleEvent) and queue it.
 
-        Raises PayloadTooLarge, Unauthorized, JobNotFound, Forbidden (the credential may not send this
-        event), EventNotAllowed (not from the job's current state), TransientError.
+        With `idempotency_key`, the same key on the same job always gives the same event, applied once,
+        however often and however late the request is retried.
+
+        Raises PayloadTooLarge, InvalidRequest (a malformed key), Unauthorized, JobNotFound, Forbidden
+        (the credential may not send this event), EventNotAllowed (not from the state the job will be
+        in), IdempotencyKeyReused (the key was used for another event), TransientError.
         """
         name = event.name
         data = event_data(event)
         self._check_size(data)
-        job, actor = self._job(uuid, token)
-        if not may_send(actor, name):
-            raise Forbidden(f"a {actor} token may not send {name}")
-        target = next_state(job.state, name)  # raises EventNotAllowed
-        next_token = token
-        rotated = False
-        if actor is Actor.JOB:
-            state_changing = transition(name).target is not None and target != job.state
-            next_token, rotated = self._rotate_if_due(job, token or "", state_changing=state_changing)
-        event_id = self._enqueue(job, name, data, token or "")
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidRequest("Idempotency-Key must be 1 to 64 URL-safe characters (A-Z a-z 0-9 - _ . ~)")
+        kind = self._kind(token)
+        uuid = _job_uuid(uuid)
+        if not may_send(kind, name):
+            self._job(uuid, token)  # no such job, or not its token: say so first
+            raise Forbidden(f"a {kind} token may not send {name}")
+        if idempotency_key is not None:
+            return self._submit_keyed(uuid, token or "", kind, name, data, idempotency_key)
+        now = self.clock.now()
+        row = transition(name)
+        result = self.repo.accept(self._acceptance(uuid, kind, token or "", name, row.sources, now))
+        if not result.accepted:
+            raise self._refused(result.job, kind, token or "", name, row.sources)
+        assert result.job is not None
+        return self._queue(result.job, kind, token or "", name, data, self.keyring().event_id(uuid), now)
+
+    def _acceptance(
+        self,
+        uuid: str,
+        kind: Actor,
+        token: str,
+        name: str,
+        sources: frozenset[State] | None,
+        now: float,
+        **keyed: Any,
+    ) -> Acceptance:
+        row = transition(name)
+        to_state = (
+            None if sources is None else (DELETING if name == "delete" else row.target and str(row.target))
+        )
+        return Acceptance(
+            uuid=uuid,
+            by=kind,
+            token_hash=None if kind is Actor.ADMIN else hash_token(token),
+            sources=sources,
+            to_state=to_state,
+            next_generation=sources is not None and name == "ready",
+            count_use=kind is Actor.JOB,
+            now=now,
+            **keyed,
+        )
+
+    def _refused(
+        self, job: Job | None, kind: Actor, token: str, name: str, sources: frozenset[State] | None
+    ) -> JobError | TransientError:
+        """Why the acceptance write was refused, from the job as it was (SPEC section 5's order)."""
+        if job is None or job.deleted:
+            return JobNotFound(f"no job {job.uuid if job else 'with this uuid'}")
+        now = self.clock.now()
+        if kind is not Actor.ADMIN and job.tokens.authenticate(token, now) is not kind:
+            return _stale_token()
+        projected = job.projected_state
+        if projected == DELETING:
+            return JobNotFound(f"no job {job.uuid} (it is being deleted)")
+        if sources is not None and projected not in {str(s) for s in sources}:
+            queued = job.queued_events
+            pending = f" (where its {queued} queued events will leave it)" if queued else ""
+            return EventNotAllowed(
+                f"cannot {name} a job in {projected}{pending}", state=projected, event=name
+            )
+        return TransientError("the job changed while the event was accepted; try again")
+
+    def _queue(
+        self,
+        before: Job,
+        kind: Actor,
+        token: str,
+        name: str,
+        data: dict[str, Any],
+        event_id: str,
+        now: float,
+        *,
+        ignore: bool = False,
+    ) -> Accepted:
+        """Send an event just accepted, in the place `before` leaves it; then the token to use next."""
+        expect = (before.projected_state, before.projected_generation)
+        self._send(
+            before.uuid, kind, token, name, data, event_id, now, before.accepted_seq + 1, expect, ignore
+        )
+        next_token, rotated = self._token_after(before, kind, token, name, expect[0])
         return Accepted(event_id, name, next_token, rotated)
+
+    def _send(
+        self,
+        uuid: str,
+        by: Actor,
+        token: str,
+        name: str,
+        data: dict[str, Any],
+        event_id: str,
+        at: float,
+        seq: int,
+        expect: tuple[str, int],
+        ignore: bool,
+    ) -> None:
+        """The accepted event, marked, to the job's message group."""
+        fields: dict[str, Any] = {
+            "expect": [expect[0], expect[1]],
+            "seq": seq,
+            "by": str(by),
+            "at": at,
+            "ignore": ignore,
+        }
+        mark = self.keyring().mark(
+            acceptance_fields(
+                uuid=uuid, event_id=event_id, name=name, data=data, expect=expect, seq=seq, by=str(by), at=at,
+                ignore=ignore,
+            )
+        )  # fmt: skip
+        body = {"uuid": uuid, "name": name, "data": data, "token": token, "event_id": event_id}
+        self.queue.send({**body, **fields, "mark": mark}, group_id=uuid, dedup_id=event_id)
+
+    def _token_after(
+        self, before: Job, kind: Actor, token: str, name: str, from_state: str, *, rotate: bool = True
+    ) -> tuple[str | None, bool]:
+        """The job token to use next (None for any other credential: the caller keeps its own), and
+        whether it is a new one."""
+        if kind is not Actor.JOB:
+            return None, False
+        target = transition(name).target
+        state_changing = target is not None and str(target) != from_state
+        return self._next_token(before, token, state_changing=state_changing, rotate=rotate)
+
+    def _submit_keyed(
+        self, uuid: str, token: str, kind: Actor, name: str, data: dict[str, Any], key: str
+    ) -> Accepted:
+        """An event with an Idempotency-Key: a read (the key's event id depends on the job's incarnation,
+        its place on the read), then the acceptance and the key's record in one transaction."""
+        row = transition(name)
+        request_hash = data_digest({"name": name, "data": data})
+        for _ in range(_MAX_ISSUE_ATTEMPTS):
+            job, _ = self._job(uuid, token)
+            keyring = self.keyring()
+            key_hash = data_digest(key)[:32]
+            event_id = keyring.keyed_event_id(uuid, job.incarnation, key)
+            projected = job.projected_state
+            if projected not in {str(s) for s in row.sources} or projected == DELETING:
+                earlier = self.repo.idempotency(uuid, job.incarnation, key_hash)
+                if earlier is not None:
+                    return self._retried(job, earlier, kind, token, name, data, request_hash)
+                raise self._refused(job, kind, token, name, row.sources)
+            now = self.clock.now()
+            record = IdempotencyRecord(
+                key_hash=key_hash,
+                incarnation=job.incarnation,
+                event_id=event_id,
+                request_hash=request_hash,
+                name=name,
+                seq=job.accepted_seq + 1,
+                expect_state=projected,
+                expect_generation=job.projected_generation,
+                at=now,
+                by=str(kind),
+            )
+            acceptance = self._acceptance(
+                uuid, kind, token, name, row.sources, now, expected_seq=job.accepted_seq, idempotency=record
+            )
+            result = self.repo.accept(acceptance)
+            if result.accepted:
+                return self._queue(job, kind, token, name, data, event_id, now)
+            if result.retry_of is not None:
+                return self._retried(
+                    result.job or job, result.retry_of, kind, token, name, data, request_hash
+                )
+            if result.job is None or result.job.accepted_seq == job.accepted_seq:
+                raise self._refused(result.job, kind, token, name, row.sources)
+            # another event was accepted since the read: read again
+        raise TransientError("the job kept changing while the event was accepted; try again")
+
+    def _retried(
+        self,
+        job: Job,
+        earlier: IdempotencyRecord,
+        kind: Actor,
+        token: str,
+        name: str,
+        data: dict[str, Any],
+        request_hash: str,
+    ) -> Accepted:
+        """A retry of a keyed request: the same event, sent again as it was accepted (the queue and the
+        worker drop the copy if the first one arrived), whatever the job's state is now."""
+        if earlier.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                f"this Idempotency-Key was used on this job for another request (a {earlier.name} event); "
+                "use a new key for a new event"
+            )
+        expect = (earlier.expect_state, earlier.expect_generation)
+        by = Actor(earlier.by)
+        self._send(job.uuid, by, token, name, data, earlier.event_id, earlier.at, earlier.seq, expect, False)
+        next_token, _ = self._token_after(job, kind, token, name, job.projected_state, rotate=False)
+        return Accepted(earlier.event_id, name, next_token, retried=True)
 
     def callback(self, uuid: str, token: str | None, status: str | None, body: Any) -> Accepted:
         """A compute platform's notification, authorized by the callback token in its URL.
 
         The status (query, else body `status`) maps to an event (SPEC section 5); the body becomes the
-        event's data, trimmed to the size limit. It is queued even when the job's state no longer
-        allows it: the worker records it as ignored, and the platform is not made to retry.
-        Raises Unauthorized, JobNotFound, TransientError.
+        event's data, trimmed to the size limit. It is accepted even when the job's state will no
+        longer allow it: then it is queued to be recorded as ignored, and the platform is not made to
+        retry. Raises Unauthorized, JobNotFound, TransientError.
         """
         if not token or credential_kind(token) is not Actor.CALLBACK:
             raise Unauthorized("the callback URL's token is missing or is not a callback token")
-        job, _ = self._job(uuid, token)
+        uuid = _job_uuid(uuid)
         if not status and isinstance(body, Mapping) and isinstance(body.get("status"), str):
             status = body["status"]
         status = (status or "").strip()[:128] or None
         name = event_for_status(status or "")
         data = trim_callback_data(body, status, self.max_data_bytes)
-        event_id = self._enqueue(job, name, data, token)
-        return Accepted(event_id, name, None)
+        keyring, now = self.keyring(), self.clock.now()
+        sources = transition(name).sources
+        result = self.repo.accept(self._acceptance(uuid, Actor.CALLBACK, token, name, sources, now))
+        ignore = False
+        if not result.accepted:
+            error = self._refused(result.job, Actor.CALLBACK, token, name, sources)
+            if not isinstance(error, EventNotAllowed):
+                raise error
+            # late: the job's state will have left the states this status applies to
+            result = self.repo.accept(self._acceptance(uuid, Actor.CALLBACK, token, name, None, now))
+            if not result.accepted:
+                raise self._refused(result.job, Actor.CALLBACK, token, name, None)
+            ignore = True
+        assert result.job is not None
+        return self._queue(
+            result.job, Actor.CALLBACK, token, name, data, keyring.event_id(uuid), now, ignore=ignore
+        )
 
     def history(
         self, uuid: str, token: str | None, limit: int = 100, cursor: str | None = None
@@ -243,61 +480,96 @@ class ApiService:
     def event_status(self, uuid: str, event_id: str, token: str | None) -> dict[str, Any]:
         """One event: its history entry with `status` applied/ignored/rejected, or `queued`.
 
-        The API keeps no record of what it queued (that would cost a write per event), so an event id
-        that is not in the history yet is reported `queued`. Raises EventNotFound for an id that no
-        event can have.
+        The API keeps no record per event it queues (that would cost a write per event), but its event
+        ids carry a MAC (jobcore.keyring): an id not in the history yet is `queued` if the API issued it
+        for this job. Raises EventNotFound for any other id.
         """
         job, _ = self._job(uuid, token, deleted_for_admin=True)
         if not 0 < len(event_id) <= 128 or not set(event_id) <= _EVENT_ID_CHARS:
             raise EventNotFound("no such event id")
         entry = self.repo.event(job.uuid, event_id)
-        if entry is None:
-            return {"event_id": event_id, "status": "queued"}
-        return {"status": str(entry.outcome), **entry.public()}
+        if entry is not None:
+            return {"status": str(entry.outcome), **entry.public()}
+        if not self.keyring().issued(job.uuid, event_id):
+            raise EventNotFound("no event with this id was accepted for this job")
+        return {"event_id": event_id, "status": "queued"}
 
     # -- tokens --------------------------------------------------------------------------------------
 
-    def issue_token(self, uuid: str, token: str | None, base_url: str) -> dict[str, Any]:
+    def issue_token(
+        self, uuid: str, token: str | None, base_url: str, *, rotate_callback: bool = False
+    ) -> dict[str, Any]:
         """Rotate the job token now (job token or admin) and return the new one.
 
-        An admin may do this for any job, including one whose tokens a reset revoked; when the job has
-        no callback token then, a new one is issued too and its `callback_url` returned.
-        Raises Unauthorized, Forbidden (a callback token), JobNotFound, TransientError.
+        An admin gets a fresh token for any job (a new chain: one that was lost is no use to anyone
+        holding the old), and the job's current `callback_url`; with `rotate_callback`, a new callback
+        token replaces the old one, which stops working at once. Raises Unauthorized, Forbidden (a
+        callback token; a job token asking for a new callback URL), JobNotFound, TooManyRotations,
+        TransientError.
         """
         job, actor = self._job(uuid, token)
         if actor is Actor.CALLBACK:
             raise Forbidden("a callback token cannot rotate the job token")
+        if rotate_callback and actor is not Actor.ADMIN:
+            raise Forbidden("issuing a new callback URL needs an admin token")
         for _ in range(_MAX_ISSUE_ATTEMPTS):
-            fresh, tokens = job.tokens.rotated(self.clock.now(), self.policy)
-            new_callback = None
-            if tokens.callback_hash is None:
-                new_callback = new_callback_token()
-                tokens = replace(tokens, callback_hash=hash_token(new_callback))
-            if self.repo.replace_tokens(job.uuid, job.tokens.token_hash, tokens):
-                body = {"token": fresh}
-                if new_callback is not None:
-                    body["callback_url"] = callback_url(base_url, job.uuid, new_callback)
+            now = self.clock.now()
+            if not job.tokens.may_rotate(now):
+                wait = max(1, math.ceil(job.tokens.grace_frees_at(now) - now))
+                raise TooManyRotations(
+                    f"{MAX_GRACE_TOKENS} rotated-out tokens of this job are still in their grace period; "
+                    f"a new rotation is possible in {wait} s",
+                    retry_after=wait,
+                )
+            current = (
+                None if actor is Actor.ADMIN else job.tokens.current_from(token or "", self._successor, now)
+            )
+            fresh = self.keyring().next_job_token(current) if current else new_job_token()
+            tokens = job.tokens.rotated(fresh, now, self.policy)
+            nonce = None
+            if rotate_callback or (actor is Actor.ADMIN and job.tokens.callback_hash is None):
+                nonce = new_nonce()
+                tokens = replace(
+                    tokens, callback_hash=hash_token(self.keyring().callback_token(job.uuid, nonce))
+                )
+            if self.repo.replace_tokens(job.uuid, job.tokens.token_hash, tokens, callback_nonce=nonce):
+                body: dict[str, Any] = {"token": fresh}
+                if actor is Actor.ADMIN:
+                    issued = replace(job, tokens=tokens, callback_nonce=nonce or job.callback_nonce)
+                    body["callback_url"] = self._callback_url(issued, base_url)
                 return body
             # Rotated concurrently: rotate again from what is current now.
             job, actor = self._job(job.uuid, token)
         raise TransientError("the job token kept changing while it was rotated; try again")
 
-    def _rotate_if_due(self, job: Job, token: str, *, state_changing: bool) -> tuple[str, bool]:
-        """The job token to hand back after this use, rotating it when SPEC section 4 says so.
+    def _successor(self, token: str) -> str:
+        return self.keyring().next_job_token(token)
 
-        A caller presenting a rotated-out token (still in its grace period) is always handed a fresh
-        one, so a client whose concurrent requests crossed is never left holding an expiring token.
-        If another request rotates first (the conditional write fails), the presented token is handed
-        back: it is in its grace period, and the next request made with it gets a fresh one.
+    def _next_token(self, job: Job, token: str, *, state_changing: bool, rotate: bool) -> tuple[str, bool]:
+        """The job token to hand back after an accepted use (SPEC section 4), from the job as it was.
+
+        A rotated-out token still in its grace period gets the current token back: it is never
+        rotated again, nor does its use push any other token out of its grace. The current token
+        rotates when a rotation is due, to its successor on the chain, unless MAX_GRACE_TOKENS are in
+        grace already (then it rotates later). If another request rotates first, the token it had is
+        handed back: it is in its grace period, and the next request made with it gets the newest.
         """
         now = self.clock.now()
-        current = same_hash(hash_token(token), job.tokens.token_hash)
-        if current and not self.policy.due(job.tokens, now, state_changing=state_changing):
-            return token, False
-        fresh, tokens = job.tokens.rotated(now, self.policy)
-        if self.repo.replace_tokens(job.uuid, job.tokens.token_hash, tokens):
-            return fresh, True
-        return token, False
+        current = job.tokens.current_from(token, self._successor, now)
+        if current is None:
+            return token, False  # valid, but the current token is not on its chain: keep using it
+        due = self.policy.due(job.tokens, now, state_changing=state_changing)
+        if not rotate or not due or not job.tokens.may_rotate(now):
+            return current, False
+        fresh = self._successor(current)
+        try:
+            if self.repo.replace_tokens(
+                job.uuid, job.tokens.token_hash, job.tokens.rotated(fresh, now, self.policy)
+            ):
+                return fresh, True
+        except TransientError:
+            pass  # the event is queued already; the token rotates at a later use
+        return current, False
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -307,19 +579,19 @@ class ApiService:
         if size > self.max_data_bytes:
             raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {self.max_data_bytes}")
 
-    def _enqueue(self, job: Job, name: str, data: dict[str, Any], token: str) -> str:
-        """Send the event to the job's message group; the worker pins its write to `expect`."""
-        event_id = new_event_id()
-        body = {
-            "uuid": job.uuid,
-            "name": name,
-            "data": data,
-            "token": token,
-            "event_id": event_id,
-            "expect": [str(job.state), job.generation],
-        }
-        self.queue.send(body, group_id=job.uuid, dedup_id=event_id)
-        return event_id
+
+def _stale_token() -> Unauthorized:
+    return Unauthorized(
+        "the token is not valid for this job (another job's, rotated out after its grace period, "
+        "or revoked by a reset)"
+    )
+
+
+def _job_uuid(uuid: str) -> str:
+    """The uuid of a path, lowercased. Raises JobNotFound for anything that is not a UUID."""
+    if not is_uuid(uuid):
+        raise JobNotFound(f"no job {uuid[:64]!r}")
+    return uuid.lower()
 
 
 def trim_callback_data(body: Any, status: str | None, limit: int = MAX_DATA_BYTES) -> dict[str, Any]:

@@ -17,10 +17,16 @@ from jobcore.ids import is_uuid
 
 _SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()=+,@ -]+")
 _MAX_KEY = 900
+_INCARNATION = re.compile(r"(.+)\.i[0-9]+")
 
 
-def default_archive_path(bucket: str, prefix: str, pipeline_uuid: str, uuid: str) -> str:
-    return f"s3://{bucket}/{prefix}/{pipeline_uuid}/{uuid}/"
+def default_archive_path(
+    bucket: str, prefix: str, pipeline_uuid: str, uuid: str, incarnation: int = 1
+) -> str:
+    """`<prefix>/<pipeline_uuid>/<uuid>/`; a job created again after a delete gets `<uuid>.i<n>/`, beside
+    (never inside) the archive its earlier incarnation left."""
+    folder = uuid if incarnation == 1 else f"{uuid}.i{incarnation}"
+    return f"s3://{bucket}/{prefix}/{pipeline_uuid}/{folder}/"
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -54,9 +60,12 @@ def check_archive_path(path: str, *, bucket: str, prefix: str, pipeline_uuid: st
         )
     if is_uuid(own[0]) and own[0] != pipeline_uuid:
         raise InvalidArchivePath("archive_path names another pipeline's folder")
-    # Every job's default folder is <pipeline>/<job uuid>/, and pipeline ids need not be UUIDs: any
-    # second-level UUID other than this job's may be another job's folder, whatever the first level.
-    if is_uuid(own[1]) and own[1] != uuid:
+    # Every job's default folder is <pipeline>/<job uuid>/ (or <job uuid>.i<n>/ for a later
+    # incarnation), and pipeline ids need not be UUIDs: any second-level folder naming a UUID other
+    # than this job's may be another job's, whatever the first level.
+    named = _INCARNATION.fullmatch(own[1])
+    folder_uuid = named.group(1) if named else own[1]
+    if is_uuid(folder_uuid) and folder_uuid != uuid:
         raise InvalidArchivePath("archive_path names another job's folder")
     normalized = "/".join(segments) + "/"
     if len(normalized) > _MAX_KEY:

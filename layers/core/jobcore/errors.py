@@ -63,6 +63,19 @@ class JobExists(JobError):
     code = "job_exists"
 
 
+class IdempotencyKeyReused(JobError):
+    """An Idempotency-Key sent again with another event or other data (IETF draft: 422)."""
+
+    code = "idempotency_key_reused"
+
+
+class TooManyRotations(JobError):
+    """A token rotation asked for while as many rotated-out tokens as allowed are still in their grace
+    period (details: retry_after, seconds)."""
+
+    code = "too_many_rotations"
+
+
 class EventNotAllowed(JobError):
     """The event is not allowed from the job's current state."""
 

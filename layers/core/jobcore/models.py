@@ -193,8 +193,14 @@ def parse_event(body: Any) -> Any:
 class QueueMessage(BaseModel):
     """The body of a message on the events queue.
 
-    `expect` is an optional hint added by the HTTP API: the job's state and generation when the event
-    was accepted. The worker pins its write to it (saving a read); the write's condition still decides.
+    `expect` is an optional hint: the job's state and generation when the event is applied. The worker
+    pins its write to it (saving a read); the write's condition still decides.
+
+    The HTTP API adds its acceptance (SPEC section 3, "a 202 is a promise"): `seq`, the event's place in
+    the job's order; `by`, who sent it; `at`, when; `ignore`, a callback the job's state had already
+    left; and `mark`, its HMAC over all of these (jobcore.keyring). A message whose mark is valid is
+    applied in that order without its credential being checked again; any other is treated as a
+    producer's (section 6), whatever these fields say.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -205,6 +211,11 @@ class QueueMessage(BaseModel):
     data: dict[str, Any] | None = None
     event_id: Identifier | None = None
     expect: tuple[str, int] | None = None
+    seq: Annotated[int, Field(ge=1)] | None = None
+    by: Annotated[str, StringConstraints(max_length=80)] | None = None
+    at: float | None = None
+    ignore: bool = False
+    mark: Annotated[str, StringConstraints(max_length=64)] | None = None
 
     @field_validator("uuid")
     @classmethod
@@ -224,10 +235,14 @@ class EraseMessage(BaseModel):
 
     internal: Literal["erase"]
     uuid: str
-    purpose: Literal["reset", "purge"]
+    # reset: erase, then CREATED again; keep: CREATED again without erasing (keep_archive, or the end
+    # of a reset that had to wait for accepted events); purge: erase a deleted job's archive.
+    purpose: Literal["reset", "keep", "purge"]
     event_id: str
     generation: int
     step: int
+    # keep: when the completion started waiting for accepted events still queued
+    since: float | None = None
     signature: str
 
 

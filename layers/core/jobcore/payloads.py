@@ -59,10 +59,24 @@ def event_data(event: Any) -> dict[str, Any]:
     return dict(dump()) if dump is not None else dict(data)
 
 
+_NOT_JSON_NUMBERS: Final = "NaN and Infinity are not JSON numbers"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise json.JSONDecodeError(_NOT_JSON_NUMBERS, name, 0)
+
+
+def strict_json_loads(text: str | bytes) -> Any:
+    """`json.loads` refusing what JSON does not have (NaN, Infinity, -Infinity), which Python's json
+    accepts and writes back as bare words that browsers and other parsers refuse. Raises
+    json.JSONDecodeError (a ValueError)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
 def decode_json(text: str | bytes, what: str = "body") -> Any:
     if len(text) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the {what} is {len(text)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        return json.loads(text)
+        return strict_json_loads(text)
     except (ValueError, TypeError):
         raise InvalidRequest(f"the {what} is not valid JSON") from None

@@ -7,10 +7,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from jobcore.records import (
+    Acceptance,
+    AcceptResult,
     ApplyCommand,
     Conflict,
     HistoryEntry,
     HistoryPage,
+    IdempotencyRecord,
+    InOrderRecord,
     Job,
     JobFilter,
     JobPage,
@@ -19,8 +23,19 @@ from jobcore.tokens import TokenState
 
 
 class JobRepository(Protocol):
-    def create(self, job: Job, data: dict[str, Any]) -> None:
-        """Store a new job and its data. Raises JobExists (with the uuid) if a live job has this uuid."""
+    def create(self, job: Job, data: dict[str, Any], replaces: Job | None = None) -> Job | None:
+        """Store a new job and its data; None when stored.
+
+        Without `replaces`: returns, without writing, the tombstone of a deleted job with this uuid (the
+        caller makes the next incarnation and passes it as `replaces`). With it: stored only if that
+        tombstone is still the one there. Raises JobExists (with the uuid) if a live job has this uuid.
+        """
+
+    def accept(self, acceptance: Acceptance) -> AcceptResult:
+        """The API's one write for an accepted event (see Acceptance). Raises TransientError."""
+
+    def idempotency(self, uuid: str, incarnation: int, key_hash: str) -> IdempotencyRecord | None:
+        """What an Idempotency-Key was first used for on this job, if it was."""
 
     def get(self, uuid: str) -> Job | None:
         """The job (deleted ones included, see Job.deleted), strongly consistent; None if never created."""
@@ -37,14 +52,23 @@ class JobRepository(Protocol):
     def record(self, uuid: str, entry: HistoryEntry, now: float) -> bool:
         """Record a rejected or ignored event (ordered at `now`); False if this event id is already recorded."""
 
+    def record_in_order(self, record: InOrderRecord) -> Conflict | None:
+        """Record a refused or ignored event of the API's order and take its place, in one write.
+
+        Returns the Conflict (duplicate, or the job as it was) when the event is recorded already or its
+        place is not the next one."""
+
     def event(self, uuid: str, event_id: str) -> HistoryEntry | None: ...
 
     def history(self, uuid: str, limit: int, cursor: str | None) -> HistoryPage: ...
 
     def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage: ...
 
-    def replace_tokens(self, uuid: str, expected_hash: str | None, tokens: TokenState) -> bool:
-        """Swap the job's token material if its current token hash is still `expected_hash`."""
+    def replace_tokens(
+        self, uuid: str, expected_hash: str | None, tokens: TokenState, callback_nonce: str | None = None
+    ) -> bool:
+        """Swap the job's token material if its current token hash is still `expected_hash` (and
+        the callback token's nonce, when `callback_nonce` is given)."""
 
     def add_erased(self, uuid: str, count: int) -> None: ...
 

@@ -26,6 +26,10 @@ STATE_TIME_FIELDS: Final = {
 }
 
 
+# The projected state of a job whose `delete` the API accepted and the worker has not applied yet.
+DELETING: Final = "DELETED"
+
+
 class Outcome(StrEnum):
     APPLIED = "applied"
     IGNORED = "ignored"
@@ -55,10 +59,35 @@ class Job:
     state_times: dict[str, str] = field(default_factory=dict)
     deleted_at: str | None = None
     erased_objects: int = 0
+    # The API's order (SPEC section 3, "a 202 is a promise"): the state and generation the job will
+    # have once every event the API accepted is applied (None: those of the record), the number of
+    # events it accepted, and the number of those the worker has applied or recorded, in that order.
+    accepted_state: str | None = None
+    accepted_generation: int | None = None
+    accepted_seq: int = 0
+    applied_seq: int = 0
+    # 1 for a job's first life; a job deleted and created again from the same inputs is the next.
+    incarnation: int = 1
+    # With the admin key, this gives the callback token (jobcore.keyring); None: no callback token.
+    callback_nonce: str | None = None
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def projected_state(self) -> str:
+        """The state once every accepted event is applied (`DELETING` once a delete is accepted)."""
+        return self.accepted_state or str(self.state)
+
+    @property
+    def projected_generation(self) -> int:
+        return self.accepted_generation if self.accepted_generation is not None else self.generation
+
+    @property
+    def queued_events(self) -> int:
+        """Events the API accepted that the worker has not applied (or recorded) yet."""
+        return max(0, self.accepted_seq - self.applied_seq)
 
     def public(self, data: dict[str, Any] | None = None, callback_url: str | None = None) -> dict[str, Any]:
         """The job as users see it: no token, no hash, nothing secret."""
@@ -80,7 +109,10 @@ class Job:
             "state_entered_at": self.state_entered_at,
         }
         body.update(self.state_times)
-        body["allowed_events"] = allowed_events(self.state)
+        body["queued_events"] = self.queued_events
+        body["allowed_events"] = (
+            allowed_events(State(self.projected_state)) if self.projected_state in State.__members__ else []
+        )
         if data is not None:
             body["data"] = data
         if callback_url is not None:
@@ -128,6 +160,57 @@ class Effect(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Acceptance:
+    """The API's one write for an event it accepts: its place in the job's order (SPEC section 3).
+
+    The write's condition is the API's guard: the job exists and is not deleted, the credential is
+    valid for it (an admin token was verified before), and -- unless `sources` is None -- the job's
+    projected state (after every event accepted before) allows the event. It takes the next place in
+    the order (accepted_seq + 1), moves the projection to `to_state` (and the generation on `ready`),
+    and counts a use of the job token.
+    """
+
+    uuid: str
+    by: Actor
+    token_hash: str | None
+    sources: frozenset[State] | None
+    to_state: str | None
+    next_generation: bool
+    count_use: bool
+    now: float
+    # With an Idempotency-Key: the place the API read (the write is then a compare-and-set on it) and
+    # the record that makes a retry find the same event.
+    expected_seq: int | None = None
+    idempotency: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What an Idempotency-Key was first used for, kept with the job (never the key itself)."""
+
+    key_hash: str
+    incarnation: int
+    event_id: str
+    request_hash: str
+    name: str
+    seq: int
+    expect_state: str
+    expect_generation: int
+    at: float
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    """`accepted`: the write was made; `job`: the job as it was before it (for a refusal, what refused
+    it; None: no such job); `retry_of`: an Idempotency-Key already used on this job."""
+
+    accepted: bool
+    job: Job | None
+    retry_of: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyCommand:
     """Everything the repository needs for the single conditional write that applies one event."""
 
@@ -145,6 +228,30 @@ class ApplyCommand:
     # For internal events (erased): the write is valid only if the job's last event is this one.
     expected_last_event_id: str | None = None
     count_use: bool = False
+    # The API's mark authorized the event: no credential clause (only what revokes it: the state).
+    authorized: bool = False
+    # An event in the API's order: applied only right after the event at `after_seq` (the one before
+    # it, or the last one applied when the worker gave up waiting for a lost one); takes place `seq`.
+    seq: int | None = None
+    after_seq: int | None = None
+    # A state change outside the API's order (straight on the queue, or the end of a reset): only when
+    # no accepted event is still queued, unless it revokes them (reset, delete); it moves the
+    # projection along with the state.
+    outside_order: bool = False
+    overtakes: bool = False
+    # reset: the new callback token (nonce, hash); delete revokes it.
+    callback: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InOrderRecord:
+    """A refused or ignored event of the API's order: recorded, and its place taken."""
+
+    uuid: str
+    entry: HistoryEntry
+    seq: int
+    after_seq: int
+    now: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,33 @@
 """The service that creates jobs and applies lifecycle events. Plain Python: every AWS call goes through
 the ports it is given.
 
-Applying an event is one conditional write (JobRepository.apply) whose condition is the guard: the
-credential, the expected state and generation, and the event id not yet in the history. The worker
-never reads before it writes; when its expectation of the state was stale, the failed write hands back
-the item as it was, and the write is tried once more with the truth.
+Applying an event is one conditional write (JobRepository.apply) whose condition is the guard. The
+worker never reads before it writes; when its expectation of the state was stale, the failed write hands
+back the item as it was, and the write is tried once more with the truth.
+
+Two kinds of message reach the worker:
+
+- **Accepted by the API** (marked, jobcore.keyring): the API already checked the credential and the
+  state, and answered 202. Each has a place in the job's order (`seq`), and is applied right after the
+  one before it, without its credential being checked again: a token that rotated out meanwhile, or an
+  admin window that closed, does not undo a 202 (SPEC section 3, "a 202 is a promise"). Only what
+  revokes it does: a reset or delete applied in between, which leaves the job in another state or
+  generation than the one it was accepted for. A message that arrives before the one before it (two
+  API requests whose sends crossed) goes back to the end of the queue, for at most
+  `order_wait_seconds` after its acceptance; an event that never arrives in that time is given up,
+  and, if it comes after all, is applied where the job then is, if it still can be.
+- **Sent straight to the queue** by a producer (SPEC section 6): checked in full, credential included.
+  A state change of that kind waits for no one, so it is applied only while no accepted event is still
+  queued (each of those was promised against the state it would find); reset and delete are the
+  exception, and revoke what is queued.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -30,6 +43,7 @@ from jobcore.errors import (
     Unauthorized,
 )
 from jobcore.ids import is_uuid, job_uuid
+from jobcore.keyring import Keyring, acceptance_fields, new_nonce
 from jobcore.models import (
     EraseMessage,
     JobSpec,
@@ -42,8 +56,10 @@ from jobcore.models import (
 from jobcore.ports import AdminKeys, ArchiveStore, EventQueue, JobRepository
 from jobcore.records import (
     ApplyCommand,
+    Conflict,
     Effect,
     HistoryEntry,
+    InOrderRecord,
     Job,
     Outcome,
 )
@@ -54,7 +70,6 @@ from jobcore.tokens import (
     credential_kind,
     hash_token,
     is_admin_token,
-    new_callback_token,
     new_job_token,
 )
 
@@ -63,6 +78,8 @@ logger = logging.getLogger("jobcore")
 _MAX_ATTEMPTS: Final = 4
 _STATE_CACHE_SIZE: Final = 10_000
 _STATE_ORDER: Final = {state: i for i, state in enumerate(State)}
+_EFFECTS: Final = {"reset": Effect.REVOKE, "ready": Effect.NEXT_GENERATION, "delete": Effect.DELETE}
+REQUEUED: Final = "requeued"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +92,8 @@ class CreatedJob:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What became of one queue message. `status` is an Outcome value, or `duplicate` / `unrecorded`."""
+    """What became of one queue message. `status` is an Outcome value, or `duplicate` / `unrecorded` /
+    `requeued` (sent back to the end of the queue to wait for the event before it)."""
 
     status: str
     uuid: str | None = None
@@ -88,6 +106,20 @@ class Result:
     @property
     def applied(self) -> bool:
         return self.status == Outcome.APPLIED
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """An accepted event's message, its mark verified."""
+
+    message: QueueMessage
+    body: dict[str, Any]
+    event: Any
+    event_id: str
+    seq: int
+    state: State
+    generation: int
+    by: Actor
 
 
 class JobService:
@@ -110,33 +142,38 @@ class JobService:
         # Last known (state, generation) of recently seen jobs: a FIFO group is worked by one consumer
         # at a time, so this is almost always right, and a wrong guess costs one more write, not a bug.
         self._known: OrderedDict[str, tuple[State, int]] = OrderedDict()
+        self._keyrings: dict[str, Keyring] = {}
+
+    def keyring(self) -> Keyring:
+        """The values derived from the admin key (which its adapter caches and may rotate)."""
+        key = self.admin_keys.key() if self.admin_keys is not None else ""
+        keyring = self._keyrings.get(key)
+        if keyring is None:
+            self._keyrings = {key: (keyring := Keyring(key))}
+        return keyring
 
     # -- creating ------------------------------------------------------------------------------------
 
     def create_job(self, spec: JobSpec) -> CreatedJob:
-        """Create a job. Raises JobExists (details: uuid) if it exists, InvalidArchivePath, PayloadTooLarge."""
+        """Create a job. Raises JobExists (details: uuid) if it exists, InvalidArchivePath, PayloadTooLarge.
+
+        A job deleted and created again from the same inputs is its next incarnation: its generation
+        continues above every one it had, its place in the API's order after every event accepted
+        before, and its default archive path is a fresh one (`<uuid>.i<n>/`), so that it inherits
+        neither the old history's generations nor the old outputs (SPEC section 3).
+        """
         check_data(spec.data)
         uuid = job_uuid(spec.pipeline_uuid, spec.data, spec.child_of)
-        s = self.settings
-        if spec.archive_path is None:
-            archive_path = default_archive_path(s.archive_bucket, s.archive_prefix, spec.pipeline_uuid, uuid)
-        else:
-            archive_path = check_archive_path(
-                spec.archive_path,
-                bucket=s.archive_bucket,
-                prefix=s.archive_prefix,
-                pipeline_uuid=spec.pipeline_uuid,
-                uuid=uuid,
-            )
         now = self.clock.now()
         stamp = iso(now)
-        token, callback_token = new_job_token(), new_callback_token()
+        token, nonce = new_job_token(), new_nonce()
+        callback_token = self.keyring().callback_token(uuid, nonce)
         job = Job(
             uuid=uuid,
             pipeline_uuid=spec.pipeline_uuid,
             state=State.CREATED,
             generation=1,
-            archive_path=archive_path,
+            archive_path=self._archive_path(spec, uuid, 1),
             created_at=stamp,
             updated_at=stamp,
             state_entered_at=stamp,
@@ -147,19 +184,55 @@ class JobService:
             session=spec.session,
             agent=spec.agent,
             task=spec.task,
+            callback_nonce=nonce,
         )
-        self.repo.create(job, spec.data)
+        tombstone = self.repo.create(job, spec.data)
+        if tombstone is not None:
+            incarnation = tombstone.incarnation + 1
+            place = max(tombstone.accepted_seq, tombstone.applied_seq)
+            job = replace(
+                job,
+                generation=max(tombstone.generation, tombstone.projected_generation) + 1,
+                incarnation=incarnation,
+                accepted_seq=place,
+                applied_seq=place,
+                archive_path=self._archive_path(spec, uuid, incarnation),
+            )
+            self.repo.create(job, spec.data, replaces=tombstone)
         return CreatedJob(job, spec.data, token, callback_token)
+
+    def _archive_path(self, spec: JobSpec, uuid: str, incarnation: int) -> str:
+        s = self.settings
+        if spec.archive_path is None:
+            return default_archive_path(
+                s.archive_bucket, s.archive_prefix, spec.pipeline_uuid, uuid, incarnation
+            )
+        return check_archive_path(
+            spec.archive_path,
+            bucket=s.archive_bucket,
+            prefix=s.archive_prefix,
+            pipeline_uuid=spec.pipeline_uuid,
+            uuid=uuid,
+        )
 
     # -- applying (the worker) -----------------------------------------------------------------------
 
     def handle_message(
-        self, body: Any, *, fallback_event_id: str, deadline: Callable[[], bool] | None = None
+        self,
+        body: Any,
+        *,
+        fallback_event_id: str,
+        deadline: Callable[[], bool] | None = None,
+        malformed: str | None = None,
     ) -> Result:
         """Apply one queue message. Permanent problems are recorded and returned, never raised.
 
-        Raises TransientError (retry the message) for failures of the machinery.
+        `malformed`: why the body is not valid JSON, if it is not (it is recorded as malformed; `body`
+        is then what could be read of it, or None). Raises TransientError (retry the message) for
+        failures of the machinery.
         """
+        if malformed is not None:
+            return self._reject_malformed(body, fallback_event_id, f"malformed message: {malformed}")
         if isinstance(body, dict) and body.get("internal") == "erase":
             return self._erase_step(body, fallback_event_id, deadline or (lambda: False))
         try:
@@ -169,6 +242,9 @@ class JobService:
         event_id = message.event_id or fallback_event_id
         try:
             event = parse_event({"name": message.name, "data": message.data})
+            accepted = self._accepted(message, body, event, event_id)
+            if accepted is not None:
+                return self._apply_accepted(accepted)
             by, token_hash = self._credential(message.token)
             row = transition(event.name)
             if by not in row.actors:
@@ -189,6 +265,28 @@ class JobService:
             raise Unauthorized("the token is not a pipelinejobs credential")
         return kind, hash_token(token)
 
+    def _accepted(self, message: QueueMessage, body: Any, event: Any, event_id: str) -> _Accepted | None:
+        """The message as the API accepted it, if its mark is the API's; None for a producer's message."""
+        m = message
+        if m.mark is None or m.seq is None or m.expect is None or m.by is None or m.at is None:
+            return None
+        if not m.event_id or m.expect[0] not in State.__members__ or m.by not in Actor.__members__.values():
+            return None
+        fields = acceptance_fields(
+            uuid=m.uuid,
+            event_id=m.event_id,
+            name=m.name,
+            data=m.data or {},
+            expect=m.expect,
+            seq=m.seq,
+            by=m.by,
+            at=m.at,
+            ignore=m.ignore,
+        )
+        if not self.keyring().marked(fields, m.mark):
+            return None  # not the API's (or from before an admin key rotation): checked in full
+        return _Accepted(m, body, event, event_id, m.seq, State(m.expect[0]), m.expect[1], Actor(m.by))
+
     def _expectation(self, message: QueueMessage, sources: frozenset[State]) -> tuple[State, int]:
         if message.expect is not None:
             try:
@@ -208,15 +306,132 @@ class JobService:
         while len(self._known) > _STATE_CACHE_SIZE:
             self._known.popitem(last=False)
 
+    # -- events the API accepted: in its order -------------------------------------------------------
+
+    def _apply_accepted(self, a: _Accepted) -> Result:
+        uuid, name, seq = a.message.uuid, a.event.name, a.seq
+        data = event_data(a.event)
+        row = transition(name)
+        effect = _EFFECTS.get(name, Effect.NONE)
+        after, gave_up = seq - 1, False
+        for _ in range(_MAX_ATTEMPTS):
+            now = self.clock.now()
+            if a.message.ignore:
+                # a callback the job's state had left when it was accepted: recorded, in its place
+                entry = HistoryEntry(
+                    a.event_id, name, _trim(data), iso(now), Outcome.IGNORED, a.state, a.state,
+                    a.generation, a.by, f"cannot {name} a job in {a.state} (a late callback)",
+                )  # fmt: skip
+                conflict = self.repo.record_in_order(InOrderRecord(uuid, entry, seq, after, now))
+                if conflict is None:
+                    return Result(Outcome.IGNORED, uuid, name, a.event_id, entry.reason, a.state, a.state)
+            else:
+                to_state = row.target or a.state
+                generation = a.generation + (1 if effect is Effect.NEXT_GENERATION else 0)
+                command = ApplyCommand(
+                    uuid=uuid,
+                    event_id=a.event_id,
+                    name=name,
+                    data=data,
+                    by=a.by,
+                    token_hash=None,
+                    expected_state=a.state,
+                    expected_generation=a.generation,
+                    to_state=to_state,
+                    effect=effect,
+                    now=now,
+                    authorized=True,
+                    seq=seq,
+                    after_seq=after,
+                    callback=self._new_callback(uuid) if effect is Effect.REVOKE else None,
+                )
+                entry = HistoryEntry(
+                    a.event_id, name, data, iso(now), Outcome.APPLIED, a.state, to_state, generation, a.by
+                )
+                conflict = self.repo.apply(command, entry)
+                if conflict is None:
+                    self._remember(uuid, to_state, generation)
+                    self._after_applied(uuid, name, a.event_id, data, generation)
+                    return Result(Outcome.APPLIED, uuid, name, a.event_id, None, a.state, to_state)
+            if conflict.duplicate:
+                return self._redelivered(uuid, name, a.event_id, data)
+            job = conflict.job
+            if job is None:
+                return Result("unrecorded", uuid, name, a.event_id, "no such job")
+            if job.applied_seq >= seq:
+                return self._late(a, job)
+            if job.applied_seq < after:
+                # An event accepted before this one has not arrived: its send crossed this one's, or
+                # it was lost. Wait for it behind the events queued now, for a while.
+                if now - (a.message.at or 0) < self.settings.order_wait_seconds:
+                    return self._requeue(a)
+                logger.warning(
+                    "job %s: gave up waiting for events %d to %d; applying event %d", uuid,
+                    job.applied_seq + 1, seq - 1, seq,
+                )  # fmt: skip
+                after, gave_up = job.applied_seq, True
+                continue
+            # In its place, but the job is not as it was accepted for: a reset or delete applied in
+            # between revoked it (or, after a lost event, it no longer applies).
+            if gave_up:
+                reason = f"an event accepted before it was lost, and the job is now in {job.state}"
+            elif job.deleted:
+                reason = "the job was deleted after this event was accepted"
+            else:
+                reason = "the job was reset after this event was accepted"
+            entry = HistoryEntry(
+                a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, job.state, job.state,
+                job.generation, a.by, reason,
+            )  # fmt: skip
+            conflict = self.repo.record_in_order(InOrderRecord(uuid, entry, seq, after, now))
+            if conflict is None:
+                return Result(Outcome.REJECTED, uuid, name, a.event_id, reason, job.state, job.state)
+            if conflict.duplicate:
+                return Result("duplicate", uuid, name, a.event_id, "already processed")
+        raise TransientError(f"job {uuid} kept changing while {name} {a.event_id} was applied")
+
+    def _late(self, a: _Accepted, job: Job) -> Result:
+        """An accepted event whose place in the order was given up (it was lost, or dead-lettered, and
+        came back): applied where the job is now, if it still applies and nothing revoked it."""
+        data = event_data(a.event)
+        if job.deleted or job.generation != a.generation:
+            reason = (
+                "the job was deleted after this event was accepted"
+                if job.deleted
+                else "the job was reset after this event was accepted"
+            )
+            return self._record_refusal(job, a.event_id, a.event.name, data, a.by, reason, ignored=False)
+        if a.message.ignore:
+            reason = f"cannot {a.event.name} a job in {job.state} (a late callback)"
+            return self._record_refusal(job, a.event_id, a.event.name, data, a.by, reason, ignored=True)
+        return self._apply(a.message, a.event, a.event_id, a.by, None, authorized=True)
+
+    def _requeue(self, a: _Accepted) -> Result:
+        if self.queue is None:
+            raise TransientError("no queue to wait on for the event before this one")
+        now = self.clock.now()
+        self.queue.send(a.body, group_id=a.message.uuid, dedup_id=f"{a.event_id}:wait:{int(now * 1000)}")
+        return Result(
+            REQUEUED, a.message.uuid, a.event.name, a.event_id, f"waiting for the events before {a.seq}"
+        )
+
+    # -- events straight from the queue (SPEC section 6), and late ones ------------------------------
+
     def _apply(
-        self, message: QueueMessage, event: Any, event_id: str, by: Actor, token_hash: str | None
+        self,
+        message: QueueMessage,
+        event: Any,
+        event_id: str,
+        by: Actor,
+        token_hash: str | None,
+        *,
+        authorized: bool = False,
     ) -> Result:
         uuid, name = message.uuid, event.name
         row = transition(name)
         data = event_data(event)
-        effect = {"reset": Effect.REVOKE, "ready": Effect.NEXT_GENERATION, "delete": Effect.DELETE}.get(
-            name, Effect.NONE
-        )
+        effect = _EFFECTS.get(name, Effect.NONE)
+        overtakes = name in ("reset", "delete")  # they revoke what is queued rather than wait for it
         expected_state, expected_generation = self._expectation(message, row.sources)
         for _ in range(_MAX_ATTEMPTS):
             if expected_state not in row.sources:
@@ -226,13 +441,14 @@ class JobService:
                 if known is None:
                     return Result("unrecorded", uuid, name, event_id, "no such job")
                 self._remember(uuid, known.state, known.generation)
-                reason = self._refusal(known, row.sources, name, by, token_hash, message.token)
+                reason = self._refusal(known, row.sources, name, by, message.token, authorized, None)
                 if reason is not None:
                     ignored = by is Actor.CALLBACK and reason.startswith("cannot ")
                     return self._record_refusal(known, event_id, name, data, by, reason, ignored)
                 expected_state, expected_generation = known.state, known.generation
             now = self.clock.now()
             to_state = row.target or expected_state
+            changes = to_state != expected_state or effect is not Effect.NONE
             generation = expected_generation + (1 if effect is Effect.NEXT_GENERATION else 0)
             command = ApplyCommand(
                 uuid=uuid,
@@ -246,7 +462,11 @@ class JobService:
                 to_state=to_state,
                 effect=effect,
                 now=now,
-                count_use=by is Actor.JOB,
+                count_use=by is Actor.JOB and not authorized,
+                authorized=authorized,
+                outside_order=changes,
+                overtakes=overtakes,
+                callback=self._new_callback(uuid) if effect is Effect.REVOKE else None,
             )
             entry = HistoryEntry(
                 event_id, name, data, iso(now), Outcome.APPLIED, expected_state, to_state, generation, by
@@ -257,18 +477,13 @@ class JobService:
                 self._after_applied(uuid, name, event_id, data, generation)
                 return Result(Outcome.APPLIED, uuid, name, event_id, None, expected_state, to_state)
             if conflict.duplicate:
-                # Applied (or recorded) before: a redelivery. Follow-ups are idempotent; redo them in
-                # case the first delivery died between its write and them (rare: worth a read).
-                if name in ("reset", "delete"):
-                    job = self.repo.get(uuid)
-                    if job is not None and job.last_event_id == event_id:
-                        self._after_applied(uuid, name, event_id, data, job.generation)
-                return Result("duplicate", uuid, name, event_id, "already processed")
+                return self._redelivered(uuid, name, event_id, data)
             job = conflict.job
             if job is None:
                 return Result("unrecorded", uuid, name, event_id, "no such job")
             self._remember(uuid, job.state, job.generation)
-            reason = self._refusal(job, row.sources, name, by, token_hash, message.token)
+            waits = changes and not overtakes
+            reason = self._refusal(job, row.sources, name, by, message.token, authorized, waits)
             if reason is not None:
                 ignored = by is Actor.CALLBACK and reason.startswith("cannot ")
                 return self._record_refusal(job, event_id, name, data, by, reason, ignored)
@@ -276,16 +491,48 @@ class JobService:
         raise TransientError(f"job {uuid} kept changing while {name} {event_id} was applied")
 
     def _refusal(
-        self, job: Job, sources: frozenset[State], name: str, by: Actor, token_hash: str | None, token: str
+        self,
+        job: Job,
+        sources: frozenset[State],
+        name: str,
+        by: Actor,
+        token: str,
+        authorized: bool,
+        waits: bool | None,
     ) -> str | None:
-        """Why the job as it is refuses this event, or None if only our expectation was stale."""
+        """Why the job as it is refuses this event, or None if only our expectation was stale.
+
+        `waits`: the event changes the state outside the API's order (None: not known yet)."""
         if job.deleted:
             return "the job is deleted"
-        if by is not Actor.ADMIN and job.tokens.authenticate(token, self.clock.now()) is not by:
+        if (
+            not authorized
+            and by is not Actor.ADMIN
+            and job.tokens.authenticate(token, self.clock.now()) is not by
+        ):
             return "the token is not valid for this job (wrong job, rotated out after its grace, or revoked)"
         if job.state not in sources:
             return f"cannot {name} a job in {job.state}"
+        if waits and job.queued_events:
+            return (
+                f"{job.queued_events} events the API accepted for this job are still queued, and a state "
+                "change sent straight to the queue would overtake them; send it through the API"
+            )
         return None
+
+    def _redelivered(self, uuid: str, name: str, event_id: str, data: dict[str, Any]) -> Result:
+        """Applied (or recorded) before: a redelivery. Follow-ups are idempotent; redo them in case the
+        first delivery died between its write and them (rare: worth a read)."""
+        if name in ("reset", "delete"):
+            job = self.repo.get(uuid)
+            if job is not None and job.last_event_id == event_id:
+                self._after_applied(uuid, name, event_id, data, job.generation)
+        return Result("duplicate", uuid, name, event_id, "already processed")
+
+    def _new_callback(self, uuid: str) -> tuple[str, str]:
+        """A reset's new callback token: (its nonce, its hash). The old one is revoked with it."""
+        nonce = new_nonce()
+        return nonce, hash_token(self.keyring().callback_token(uuid, nonce))
 
     def _record_refusal(
         self,
@@ -340,18 +587,15 @@ class JobService:
     ) -> None:
         if name == "reset":
             if data.get("keep_archive"):
-                self._complete_reset(uuid, event_id, generation)
+                self._complete_reset(uuid, event_id, generation, 0, None)
             else:
                 self._send_erase(uuid, "reset", event_id, generation, step=0)
         elif name == "delete" and data.get("purge_archive"):
             self._send_erase(uuid, "purge", event_id, generation, step=0)
 
-    def _signature(self, uuid: str, purpose: str, event_id: str, generation: int) -> str:
-        key = self.admin_keys.key() if self.admin_keys else ""
-        message = f"erase:{uuid}:{purpose}:{event_id}:{generation}".encode()
-        return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
-
-    def _send_erase(self, uuid: str, purpose: str, event_id: str, generation: int, step: int) -> None:
+    def _send_erase(
+        self, uuid: str, purpose: str, event_id: str, generation: int, step: int, since: float | None = None
+    ) -> None:
         if self.queue is None:
             raise TransientError("no queue to continue the archive erasure on")
         body = EraseMessage.model_validate(
@@ -362,7 +606,8 @@ class JobService:
                 "event_id": event_id,
                 "generation": generation,
                 "step": step,
-                "signature": self._signature(uuid, purpose, event_id, generation),
+                "since": since,
+                "signature": self.keyring().erase_signature(uuid, purpose, event_id, generation),
             }
         ).model_dump()
         self.queue.send(body, group_id=uuid, dedup_id=f"{event_id}:erase:{step}")
@@ -376,8 +621,9 @@ class JobService:
             return self._reject_erase(
                 body.get("uuid"), fallback_event_id, f"malformed erase message: {describe(error)}"
             )
-        expected = self._signature(message.uuid, message.purpose, message.event_id, message.generation)
-        if not hmac.compare_digest(expected, message.signature):
+        if not self.keyring().erase_signed(
+            message.uuid, message.purpose, message.event_id, message.generation, message.signature
+        ):
             return self._reject_erase(
                 message.uuid, fallback_event_id, "the erase message's signature is not valid"
             )
@@ -387,7 +633,7 @@ class JobService:
             and job.last_event_id == message.event_id
             and (
                 (
-                    message.purpose == "reset"
+                    message.purpose in ("reset", "keep")
                     and job.state is State.RESET
                     and job.generation == message.generation
                 )
@@ -397,6 +643,10 @@ class JobService:
         if job is None or not current:
             # Superseded (ready, another reset, a re-creation): erasing now could destroy new outputs.
             return Result("duplicate", message.uuid, "erase", message.event_id, "erasure superseded")
+        if message.purpose == "keep":
+            return self._complete_reset(
+                job.uuid, message.event_id, message.generation, message.step, message.since
+            )
         if self.archive is None:
             raise TransientError("no archive store to erase with")
         deleted, done = self.archive.erase(job.archive_path, deadline)
@@ -409,12 +659,20 @@ class JobService:
             )
             return Result(Outcome.APPLIED, job.uuid, "erase", message.event_id, f"{deleted} objects erased")
         if message.purpose == "reset":
-            return self._complete_reset(job.uuid, message.event_id, message.generation)
+            return self._complete_reset(job.uuid, message.event_id, message.generation, message.step, None)
         return Result(Outcome.APPLIED, job.uuid, "erase", message.event_id, "archive purged")
 
-    def _complete_reset(self, uuid: str, reset_event_id: str, generation: int) -> Result:
-        """RESET -> CREATED with generation + 1, once, guarded by the reset that started it."""
+    def _complete_reset(
+        self, uuid: str, reset_event_id: str, generation: int, step: int, since: float | None
+    ) -> Result:
+        """RESET -> CREATED with generation + 1, once, guarded by the reset that started it.
+
+        It is a state change outside the API's order: while events accepted after the reset are still
+        queued (a `ready`, another reset, a delete: whatever the API accepts in RESET), it waits behind
+        them, and they supersede it; `since` is when it started waiting. An accepted event that has not
+        arrived within `order_wait_seconds` (lost) is waited for no longer."""
         now = self.clock.now()
+        waited_enough = since is not None and now - since >= self.settings.order_wait_seconds
         event_id = f"{reset_event_id}:{ERASED}"
         command = ApplyCommand(
             uuid=uuid,
@@ -429,6 +687,8 @@ class JobService:
             effect=Effect.NEXT_GENERATION,
             now=now,
             expected_last_event_id=reset_event_id,
+            outside_order=True,
+            overtakes=waited_enough,
         )
         entry = HistoryEntry(
             event_id,
@@ -446,7 +706,28 @@ class JobService:
         if conflict is None:
             self._remember(uuid, State.CREATED, generation + 1)
             return Result(Outcome.APPLIED, uuid, ERASED, event_id, None, State.RESET, State.CREATED)
+        job = conflict.job
+        if _waits_for_accepted(conflict, reset_event_id, generation):
+            assert job is not None
+            self._send_erase(uuid, "keep", reset_event_id, generation, step + 1, since or now)
+            return Result(
+                REQUEUED, uuid, ERASED, event_id, f"waiting for {job.queued_events} accepted events"
+            )
         return Result("duplicate", uuid, ERASED, event_id, "reset already completed or superseded")
+
+
+def _waits_for_accepted(conflict: Conflict, reset_event_id: str, generation: int) -> bool:
+    """Whether a reset's completion was refused only because accepted events are still queued."""
+    job = conflict.job
+    return (
+        not conflict.duplicate
+        and job is not None
+        and not job.deleted
+        and job.state is State.RESET
+        and job.generation == generation
+        and job.last_event_id == reset_event_id
+        and job.queued_events > 0
+    )
 
 
 def _trim(data: dict[str, Any]) -> dict[str, Any]:
@@ -458,4 +739,4 @@ def _trim(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-__all__ = ["CreatedJob", "InvalidRequest", "JobExists", "JobService", "Result"]
+__all__ = ["REQUEUED", "CreatedJob", "InvalidRequest", "JobExists", "JobService", "Result"]

@@ -14,6 +14,7 @@
 | `TOKEN_GRACE_SECONDS` | api, worker | `600` | a rotated-out token stays valid this long |
 | `MAX_DATA_BYTES` | api, worker | `65536` | limit of a job's or an event's serialized `data` |
 | `ERASE_BATCH_SECONDS` | worker | `20` | time one erasure step may take before it hands over to the next message |
+| `ORDER_WAIT_SECONDS` | worker | `60` | how long an accepted event that arrives before the one accepted ahead of it waits for it (then that one is given up as lost) |
 | `PUBLIC_API_URL` | api | (from the request) | base URL put into callback URLs, when a proxy hides it |
 | `AWS_ENDPOINT_URL` | all | (AWS) | endpoint of an emulator (moto) instead of AWS; set by the local stack |
 | `POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_METRICS_NAMESPACE` | all | | logging and metrics (Powertools) |
@@ -46,6 +47,7 @@ class Settings:
     rotation: RotationPolicy = field(default_factory=RotationPolicy)
     max_data_bytes: int = 65536
     erase_batch_seconds: float = 20.0
+    order_wait_seconds: float = 60.0
     public_api_url: str | None = None
 
     @classmethod
@@ -82,6 +84,7 @@ class Settings:
             ),
             max_data_bytes=integer("MAX_DATA_BYTES", 65536),
             erase_batch_seconds=float(integer("ERASE_BATCH_SECONDS", 20)),
+            order_wait_seconds=float(integer("ORDER_WAIT_SECONDS", 60)),
             public_api_url=env.get("PUBLIC_API_URL") or None,
         )
         if problems:

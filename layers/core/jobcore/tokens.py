@@ -1,7 +1,11 @@
 """The three credentials of SPEC section 4, as pure functions of an injected time.
 
-- Job tokens (`pjt_...`) rotate; a rotated-out token stays valid for a grace period.
-- Callback tokens (`pjc_...`) never rotate by use and authorize only the callback events.
+- Job tokens (`pjt_...`) rotate; a rotated-out token stays valid for a grace period. The first is
+  random; each rotation's token is the HMAC successor of the one it replaces (jobcore.keyring), so the
+  API can hand anyone presenting a token still in its grace period the current one, without rotating
+  again. An admin's fresh token for a job starts a new random chain.
+- Callback tokens (`pjc_...`) never rotate by use and authorize only the callback events; they are
+  derived from the admin key and a nonce stored with the job, so an admin can always read the URL.
 - Admin tokens are the hex HMAC-SHA256 of the current time window under the admin key.
 
 Only SHA-256 hashes of job and callback tokens are stored. The prefixes tell the kinds apart without a
@@ -16,7 +20,7 @@ import hmac
 import math
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,8 +31,10 @@ CALLBACK_TOKEN_PREFIX: Final = "pjc_"  # noqa: S105
 _TOKEN_BYTES: Final = 32  # 256 bits of randomness
 _ADMIN_TOKEN = re.compile(r"[0-9a-f]{64}")
 _RANDOM_TOKEN = re.compile(r"pj[tc]_[A-Za-z0-9_-]{43}")
-# At most this many rotated-out tokens are kept in their grace period; older ones are dropped early so
-# a job item stays small however fast a client asks for rotations.
+# At most this many rotated-out tokens are in their grace period at once, so a job item stays small
+# however fast rotations come. A token is never dropped before its grace ends (SPEC section 4): while
+# this many are in grace, a rotation that is due by use, age or state change waits, and one asked for
+# (POST /jobs/{uuid}/token) is refused with 429 until the oldest expires.
 MAX_GRACE_TOKENS: Final = 4
 
 
@@ -124,11 +130,39 @@ class TokenState:
         in_grace = any(same_hash(hashed, h) and until > now for h, until in self.grace.items())
         return Actor.JOB if current or in_grace else None
 
-    def rotated(self, now: float, policy: RotationPolicy) -> tuple[str, TokenState]:
-        """A fresh job token and the state that accepts it (and the old one for the grace period)."""
-        token = new_job_token()
-        grace = {h: until for h, until in self.grace.items() if until > now}
+    def live_grace(self, now: float) -> dict[str, float]:
+        """The rotated-out tokens (hash -> until) still in their grace period."""
+        return {h: until for h, until in self.grace.items() if until > now}
+
+    def may_rotate(self, now: float) -> bool:
+        """Whether a rotation now keeps every rotated-out token for its whole grace (MAX_GRACE_TOKENS)."""
+        return self.token_hash is None or len(self.live_grace(now)) < MAX_GRACE_TOKENS
+
+    def grace_frees_at(self, now: float) -> float:
+        """When the oldest rotated-out token's grace ends (a rotation is possible again)."""
+        return min(self.live_grace(now).values(), default=now)
+
+    def rotated(self, fresh: str, now: float, policy: RotationPolicy) -> TokenState:
+        """The state that accepts `fresh` as the current token, and the current one for its grace period.
+
+        Every rotated-out token keeps its own grace; only expired ones are dropped. Callers check
+        `may_rotate` first."""
+        grace = self.live_grace(now)
         if self.token_hash is not None:
             grace[self.token_hash] = now + policy.grace_seconds
-        kept = dict(sorted(grace.items(), key=lambda item: item[1])[-MAX_GRACE_TOKENS:])
-        return token, TokenState(hash_token(token), now, 0, kept, self.callback_hash)
+        return TokenState(hash_token(fresh), now, 0, grace, self.callback_hash)
+
+    def current_from(self, token: str, successor: Callable[[str], str], now: float) -> str | None:
+        """The current job token, if `token` is it or a rotated-out token (in grace) on its chain.
+
+        `successor` is Keyring.next_job_token. None when `token` is not valid now, or when the current
+        token does not descend from it (an admin issued a fresh one, or the admin key changed).
+        """
+        if self.authenticate(token, now) is not Actor.JOB or self.token_hash is None:
+            return None
+        candidate = token
+        for _ in range(len(self.grace) + 1):
+            if same_hash(hash_token(candidate), self.token_hash):
+                return candidate
+            candidate = successor(candidate)
+        return None

@@ -5,6 +5,7 @@
 | job | `JOB#<uuid>` | `JOB` | small (< 1 KB): every event rewrites it, and write units follow item size |
 | data | `JOB#<uuid>` | `DATA` | the job's `data` (up to 64 KiB), written once at creation, read on demand |
 | history | `JOB#<uuid>` | `EVT#<event_id>` | one per event; the key is the dedup record, the LSI `history` orders them |
+| idempotency | `JOB#<uuid>` | `IDEM#<incarnation>#<hash of the key>` | what an Idempotency-Key was first used for (written with the acceptance it records) |
 
 Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline` (sorted by `updated_at`); a deleted job
 drops its `idx_*` attributes and so leaves every listing, while its history stays.
@@ -24,6 +25,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Final
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
@@ -48,12 +50,17 @@ from pynamodb.transactions import TransactWrite
 from jobcore.clock import iso, iso_us
 from jobcore.errors import InvalidRequest, JobExists, TransientError
 from jobcore.records import (
+    DELETING,
     STATE_TIME_FIELDS,
+    Acceptance,
+    AcceptResult,
     ApplyCommand,
     Conflict,
     Effect,
     HistoryEntry,
     HistoryPage,
+    IdempotencyRecord,
+    InOrderRecord,
     Job,
     JobFilter,
     JobPage,
@@ -65,6 +72,7 @@ from jobcore.tokens import TokenState
 JOB_SK: Final = "JOB"
 DATA_SK: Final = "DATA"
 EVENT_SK_PREFIX: Final = "EVT#"
+IDEMPOTENCY_SK_PREFIX: Final = "IDEM#"
 ALL_JOBS: Final = "JOB"
 
 # Error codes that mean "the machinery is busy", not "the request is wrong".
@@ -84,6 +92,10 @@ _TRANSIENT_CODES: Final = frozenset(
 
 def pk(uuid: str) -> str:
     return f"JOB#{uuid}"
+
+
+def _idempotency_sk(incarnation: int, key_hash: str) -> str:
+    return f"{IDEMPOTENCY_SK_PREFIX}{incarnation}#{key_hash}"
 
 
 def _region() -> str:
@@ -121,7 +133,7 @@ class SharedConnection(Connection):
 
 def bind_models(
     table_name: str, region: str, host: str | None, connection: SharedConnection | None = None
-) -> tuple[type[Any], type[Any], type[Any]]:
+) -> tuple[type[Any], type[Any], type[Any], type[Any]]:
     """PynamoDB model classes bound to one table (the name is known only at run time), all on the
     client of `connection` when one is given."""
 
@@ -187,6 +199,12 @@ def bind_models(
         retired_at = UnicodeAttribute(null=True)
         reset_at = UnicodeAttribute(null=True)
         canceled_at = UnicodeAttribute(null=True)
+        accepted_state = UnicodeAttribute(null=True)
+        accepted_generation = NumberAttribute(null=True)
+        accepted_seq = NumberAttribute(null=True)
+        applied_seq = NumberAttribute(null=True)
+        incarnation = NumberAttribute(null=True)
+        callback_nonce = UnicodeAttribute(null=True)
         by_updated = ByUpdated()
         by_state = ByState()
         by_pipeline = ByPipeline()
@@ -219,15 +237,28 @@ def bind_models(
         sk = UnicodeAttribute(range_key=True)
         data = UnicodeAttribute()
 
+    class IdempotencyItem(Model):
+        Meta = table_meta()  # type: ignore[assignment]
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        event_id = UnicodeAttribute()
+        request_hash = UnicodeAttribute()
+        name = UnicodeAttribute()
+        seq = NumberAttribute()
+        expect_state = UnicodeAttribute()
+        expect_generation = NumberAttribute()
+        at = NumberAttribute()
+        by = UnicodeAttribute()
+
     if connection is not None:
-        for model in (JobItem, HistoryItem, DataItem):
+        for model in (JobItem, HistoryItem, DataItem, IdempotencyItem):
             # PynamoDB describes the table from the model's attributes (no DescribeTable); the model
             # keeps that description on a connection that uses the shared client.
             table: TableConnection = model._get_connection()
             shared = SharedConnection(region=region, host=host, owner=connection)
             shared.add_meta_table(table.get_meta_table())
             table.connection = shared
-    return JobItem, HistoryItem, DataItem
+    return JobItem, HistoryItem, DataItem, IdempotencyItem
 
 
 def _json(value: Any) -> str:
@@ -292,7 +323,7 @@ class DynamoJobRepository:
         first request."""
         region = region or _region()
         self._connection = SharedConnection(region=region, host=host, session=session)
-        self.JobItem, self.HistoryItem, self.DataItem = bind_models(
+        self.JobItem, self.HistoryItem, self.DataItem, self.IdempotencyItem = bind_models(
             table_name, region, host, self._connection
         )
         self._connection.client  # noqa: B018 (made now: a container's init, not its first request)
@@ -333,6 +364,14 @@ class DynamoJobRepository:
             state_times=times,
             deleted_at=item.deleted_at,
             erased_objects=int(item.erased_objects or 0),
+            accepted_state=item.accepted_state,
+            accepted_generation=int(item.accepted_generation)
+            if item.accepted_generation is not None
+            else None,
+            accepted_seq=int(item.accepted_seq or 0),
+            applied_seq=int(item.applied_seq or 0),
+            incarnation=int(item.incarnation or 1),
+            callback_nonce=item.callback_nonce,
         )
 
     def _history_item(self, uuid: str, entry: HistoryEntry, now_us: str) -> Any:
@@ -368,7 +407,7 @@ class DynamoJobRepository:
 
     # -- writes --------------------------------------------------------------------------------------
 
-    def create(self, job: Job, data: dict[str, Any]) -> None:
+    def create(self, job: Job, data: dict[str, Any], replaces: Job | None = None) -> Job | None:
         J = self.JobItem
         item = J(
             pk(job.uuid),
@@ -391,20 +430,164 @@ class DynamoJobRepository:
             token_issued_at=job.tokens.issued_at,
             token_uses=0,
             callback_hash=job.tokens.callback_hash,
+            callback_nonce=job.callback_nonce,
             idx_all=ALL_JOBS,
             idx_state=str(job.state),
             idx_pipeline=job.pipeline_uuid,
+            accepted_state=str(job.state),
+            accepted_generation=job.generation,
+            accepted_seq=job.accepted_seq,
+            applied_seq=job.applied_seq,
+            incarnation=job.incarnation,
         )
+        if replaces is None:
+            condition = J.pk.does_not_exist()  # a new uuid
+        else:
+            # the deleted incarnation it follows is still the one there (no concurrent re-creation)
+            condition = J.deleted_at.exists() & (J.incarnation == replaces.incarnation)
         try:
             with TransactWrite(connection=self._connection) as tx:
-                # new uuid, or a deleted job's tombstone: the same inputs may be created again after delete
-                tx.save(item, condition=J.pk.does_not_exist() | J.deleted_at.exists())
+                tx.save(item, condition=condition, return_values="ALL_OLD")
                 tx.save(self.DataItem(pk(job.uuid), DATA_SK, data=_json(data)))
         except TransactWriteError as error:
             reasons = error.cancellation_reasons or []
             if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+                old = self._job(J.from_raw_data(reasons[0].raw_item)) if reasons[0].raw_item else None
+                if old is not None and old.deleted and replaces is None:
+                    return old
                 raise JobExists(f"job {job.uuid} exists", uuid=job.uuid) from None
             raise TransientError(f"creating job {job.uuid} failed: {error.cause_response_code}") from error
+        return None
+
+    def accept(self, acceptance: Acceptance) -> AcceptResult:
+        J = self.JobItem
+        a = acceptance
+        # Each clause of the API's guard, and why it is there:
+        condition: Condition = (
+            J.pk.exists()  # the job exists (an update would otherwise create it)
+            & J.deleted_at.does_not_exist()  # ... and is not deleted
+        )
+        if a.sources is not None:
+            # the event is allowed from the state the job will be in once every event accepted
+            # before it is applied: the order a 202 promises is the order accepted here
+            condition &= J.accepted_state.is_in(*sorted(str(state) for state in a.sources))
+        condition &= self._credential_clause(a.by, a.token_hash, a.now)
+        if a.expected_seq is not None:
+            condition &= J.accepted_seq == a.expected_seq  # no acceptance since the read it was based on
+        actions = [J.accepted_seq.add(1)]
+        if a.to_state is not None:
+            actions.append(J.accepted_state.set(a.to_state))
+        if a.next_generation:
+            actions.append(J.accepted_generation.add(1))
+        if a.count_use:
+            actions.append(J.token_uses.add(1))
+        if a.idempotency is None:
+            return self._accept_one(a.uuid, actions, condition)
+        return self._accept_keyed(a.uuid, actions, condition, a.idempotency)
+
+    def _credential_clause(self, by: Actor, token_hash: str | None, now: float) -> Condition:
+        J = self.JobItem
+        if by is Actor.JOB:
+            # the current job token, or a rotated-out one still in its grace period
+            return (J.token_hash == token_hash) | (J.grace[token_hash] > now)
+        if by is Actor.CALLBACK:
+            return J.callback_hash == token_hash  # the job's callback token
+        return J.pk.exists()  # an admin token was verified against the admin key before the write
+
+    def _accept_one(self, uuid: str, actions: list[Any], condition: Condition) -> AcceptResult:
+        """One UpdateItem returning the item before it, whether it was made or refused (PynamoDB's
+        update neither asks for nor keeps the refused item, so the request is sent on its client)."""
+        table = self.JobItem._get_connection()
+        kwargs = table.connection.get_operation_kwargs(
+            table.table_name,
+            pk(uuid),
+            JOB_SK,
+            actions=actions,
+            condition=condition,
+            return_values="ALL_OLD",
+            return_values_on_condition_failure="ALL_OLD",
+        )
+        try:
+            answer = self._connection.client.update_item(**kwargs)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code == "ConditionalCheckFailedException":
+                raw = error.response.get("Item")
+                return AcceptResult(False, self._job(self.JobItem.from_raw_data(raw)) if raw else None)
+            raise TransientError(f"accepting the event failed: {code}") from error
+        except BotoCoreError as error:
+            raise TransientError(f"accepting the event failed: {type(error).__name__}") from error
+        return AcceptResult(True, self._job(self.JobItem.from_raw_data(answer["Attributes"])))
+
+    def _accept_keyed(
+        self, uuid: str, actions: list[Any], condition: Condition, record: IdempotencyRecord
+    ) -> AcceptResult:
+        K = self.IdempotencyItem
+        item = K(
+            pk(uuid),
+            _idempotency_sk(record.incarnation, record.key_hash),
+            event_id=record.event_id,
+            request_hash=record.request_hash,
+            name=record.name,
+            seq=record.seq,
+            expect_state=record.expect_state,
+            expect_generation=record.expect_generation,
+            at=record.at,
+            by=record.by,
+        )
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                # the key's first use on this job: a retry finds this record instead
+                tx.save(item, condition=K.sk.does_not_exist(), return_values="ALL_OLD")
+                tx.update(
+                    self.JobItem(pk(uuid), JOB_SK),
+                    actions=actions,
+                    condition=condition,
+                    return_values="ALL_OLD",
+                )
+        except TransactWriteError as error:
+            reasons = error.cancellation_reasons or []
+            if _transient(error) or len(reasons) < 2:
+                raise TransientError(f"accepting the event failed: {error.cause_response_code}") from error
+            # PynamoDB sends puts before updates: [idempotency put, job update].
+            key_reason, job_reason = reasons[0], reasons[1]
+            job = None
+            if job_reason is not None and job_reason.raw_item:
+                job = self._job(self.JobItem.from_raw_data(job_reason.raw_item))
+            if key_reason is not None and key_reason.code == "ConditionalCheckFailed" and key_reason.raw_item:
+                return AcceptResult(False, job, self._idempotency(K.from_raw_data(key_reason.raw_item)))
+            if job_reason is None or job_reason.code != "ConditionalCheckFailed":
+                raise TransientError(f"accepting the event failed: {error.cause_response_code}") from error
+            return AcceptResult(False, job)
+        return AcceptResult(True, None)
+
+    def _idempotency(self, item: Any) -> IdempotencyRecord:
+        _, incarnation, key_hash = item.sk.split("#", 2)
+        return IdempotencyRecord(
+            key_hash=key_hash,
+            incarnation=int(incarnation),
+            event_id=item.event_id,
+            request_hash=item.request_hash,
+            name=item.name,
+            seq=int(item.seq),
+            expect_state=item.expect_state,
+            expect_generation=int(item.expect_generation),
+            at=float(item.at),
+            by=item.by,
+        )
+
+    def idempotency(self, uuid: str, incarnation: int, key_hash: str) -> IdempotencyRecord | None:
+        try:
+            item = self.IdempotencyItem.get(
+                pk(uuid), _idempotency_sk(incarnation, key_hash), consistent_read=True
+            )
+        except DoesNotExist:
+            return None
+        except GetError as error:
+            raise TransientError(
+                f"reading the idempotency key failed: {error.cause_response_code}"
+            ) from error
+        return self._idempotency(item)
 
     def apply(self, command: ApplyCommand, entry: HistoryEntry) -> Conflict | None:
         J = self.JobItem
@@ -416,16 +599,21 @@ class DynamoJobRepository:
             & (J.state == str(c.expected_state))  # the transition is allowed from exactly this state,
             & (J.generation == c.expected_generation)  # ... of this run, which the history entry records
         )
-        if c.by is Actor.JOB:
-            # the current job token, or a rotated-out one still in its grace period
-            condition &= (J.token_hash == c.token_hash) | (J.grace[c.token_hash] > c.now)
-        elif c.by is Actor.CALLBACK:
-            condition &= J.callback_hash == c.token_hash  # the job's callback token
-        # (an admin token was verified against the admin key before the write)
+        if not c.authorized and c.by is not Actor.ADMIN:
+            condition &= self._credential_clause(c.by, c.token_hash, c.now)
+        # (an admin token was verified against the admin key before the write; an event the API
+        # marked was authorized when it was accepted)
         if c.expected_last_event_id is not None:
             condition &= J.last_event_id == c.expected_last_event_id  # internal follow-up of that event
+        if c.seq is not None:
+            condition &= J.applied_seq == c.after_seq  # the API's order: right after the one before it
+        if c.outside_order and not c.overtakes:
+            # a state change the API did not order waits until no accepted event is still queued:
+            # each of those was promised against the state it would find
+            condition &= J.accepted_seq == J.applied_seq
 
         stamp = iso(c.now)
+        generation = c.expected_generation + (1 if c.effect is Effect.NEXT_GENERATION else 0)
         actions = [
             J.state.set(str(c.to_state)),
             J.last_event.set(c.name),
@@ -437,13 +625,29 @@ class DynamoJobRepository:
             field = STATE_TIME_FIELDS[c.to_state]
             if field != "created_at":
                 actions.append(getattr(J, field).set(stamp))
+        if c.seq is not None:
+            actions.append(J.applied_seq.set(c.seq))
+        if c.outside_order:
+            to = DELETING if c.effect is Effect.DELETE else str(c.to_state)
+            actions += [J.accepted_state.set(to), J.accepted_generation.set(generation)]
         if c.count_use:
             actions.append(J.token_uses.add(1))
         if c.effect is Effect.NEXT_GENERATION:
-            actions.append(J.generation.set(c.expected_generation + 1))
+            # a new run: the timestamps of the last one go (SPEC section 2: the current generation's only)
+            actions.append(J.generation.set(generation))
             actions.append(J.erased_objects.remove())
+            actions.append(J.created_at.set(stamp))
+            actions += [
+                getattr(J, name).remove()
+                for state, name in STATE_TIME_FIELDS.items()
+                if state is not State.CREATED
+            ]
         if c.effect in (Effect.REVOKE, Effect.DELETE):
-            actions += [J.token_hash.remove(), J.callback_hash.remove(), J.grace.remove()]
+            actions += [J.token_hash.remove(), J.grace.remove()]
+            if c.callback is not None:
+                actions += [J.callback_nonce.set(c.callback[0]), J.callback_hash.set(c.callback[1])]
+            else:
+                actions += [J.callback_nonce.remove(), J.callback_hash.remove()]
         if c.effect is Effect.DELETE:
             actions += [
                 J.deleted_at.set(stamp),
@@ -453,12 +657,25 @@ class DynamoJobRepository:
             ]
         if c.effect is Effect.REVOKE:
             actions.append(J.erased_objects.set(0))
+        return self._write_with_history(c.uuid, actions, condition, entry, c.now)
 
-        history = self._history_item(c.uuid, entry, iso_us(c.now))
+    def record_in_order(self, record: InOrderRecord) -> Conflict | None:
+        J = self.JobItem
+        condition = J.pk.exists() & (J.applied_seq == record.after_seq)  # its place is the next one
+        actions = [J.applied_seq.set(record.seq)]
+        return self._write_with_history(record.uuid, actions, condition, record.entry, record.now)
+
+    def _write_with_history(
+        self, uuid: str, actions: list[Any], condition: Condition, entry: HistoryEntry, now: float
+    ) -> Conflict | None:
+        history = self._history_item(uuid, entry, iso_us(now))
         try:
             with TransactWrite(connection=self._connection) as tx:
                 tx.update(
-                    J(pk(c.uuid), JOB_SK), actions=actions, condition=condition, return_values="ALL_OLD"
+                    self.JobItem(pk(uuid), JOB_SK),
+                    actions=actions,
+                    condition=condition,
+                    return_values="ALL_OLD",
                 )
                 # the event id is new to this job: a redelivered event has no second effect
                 tx.save(history, condition=self.HistoryItem.sk.does_not_exist())
@@ -494,7 +711,9 @@ class DynamoJobRepository:
             ) from error
         return True
 
-    def replace_tokens(self, uuid: str, expected_hash: str | None, tokens: TokenState) -> bool:
+    def replace_tokens(
+        self, uuid: str, expected_hash: str | None, tokens: TokenState, callback_nonce: str | None = None
+    ) -> bool:
         J = self.JobItem
         still_current = (
             J.token_hash.does_not_exist() if expected_hash is None else J.token_hash == expected_hash
@@ -508,6 +727,8 @@ class DynamoJobRepository:
         actions.append(
             J.callback_hash.set(tokens.callback_hash) if tokens.callback_hash else J.callback_hash.remove()
         )
+        if callback_nonce is not None:
+            actions.append(J.callback_nonce.set(callback_nonce))
         try:
             J(pk(uuid), JOB_SK).update(
                 actions=actions,
