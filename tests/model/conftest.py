@@ -22,6 +22,7 @@ class ModelStats:
     events_sent: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # applied / rejected / ignored
     faults: Counter[str] = field(default_factory=Counter)  # kind:where:call
+    producers: Counter[str] = field(default_factory=Counter)  # what the producer side did (Producers)
     divergences: int = 0
     seconds: float = 0.0
 
@@ -54,10 +55,15 @@ def summary_lines(stats: ModelStats) -> list[str]:
     by_mode = ", ".join(f"{mode} {n}" for mode, n in sorted(stats.scenarios.items()))
     outcomes = ", ".join(f"{name} {n}" for name, n in sorted(stats.outcomes.items()))
     kinds = Counter(key.rsplit(":", 1)[0] for key in stats.faults.elements())
+    p = stats.producers
     return [
         f"scenarios run: {sum(stats.scenarios.values())} ({by_mode}) in {stats.seconds:.0f} s",
         f"events sent: {stats.events_sent}; history entries checked: {outcomes}",
         f"faults injected: {sum(stats.faults.values())} "
         f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})",
+        f"producers: {p['accepted']} 202s checked applied or ignored once ({p['revoked']} revoked by a reset "
+        f"or delete straight on the queue); {p['stale_uses']} accepted with a stale or shared token; "
+        f"{p['retries']} retries ({p['keyed_retries']} with the same Idempotency-Key, {p['key_reused']} "
+        f"keys reused for another request: 422); {p['unknown_ids']} unknown event ids: 404",
         f"divergences from the reference model: {stats.divergences}",
     ]

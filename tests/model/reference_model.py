@@ -4,6 +4,22 @@ Deliberately independent of jobcore: the table is SPEC section 3's, copied as li
 in jobcore.states.TRANSITIONS, a wrong guard in the worker's write or a wrong token rule shows up as a
 divergence. Time is the scenario's nominal clock: the system's clock ticks a millisecond per read on
 top of it, and the scenarios keep every deadline at least 50 s away from a boundary.
+
+What the SPEC promises, as the model states it:
+
+- The API checks an event against the state the job will be in once every event it accepted before is
+  applied (the *projection*), and an event it answered 202 is applied, in the order accepted, or (a
+  callback the job's state had left) recorded as ignored. Only a reset or delete applied in between
+  revokes it: one a producer posted straight to the queue, which the API's order did not include.
+- A rotated-out job token works for its whole grace period, whatever it is used for: its use is
+  answered with the current token, never with another rotation, and never pushes a token out early.
+  At most MAX_GRACE rotated-out tokens are in grace; while that many are, a rotation that is due waits,
+  and one asked for is refused (429).
+- An event a producer sends straight to the queue is checked when it is applied; if it changes the
+  state (other than reset and delete) while events the API accepted are still queued, it is rejected:
+  they were promised the state it would change.
+- The same Idempotency-Key on the same job is the same event: the same 202 and event id, applied once,
+  whatever the job's state is by then; with another request, 422.
 """
 
 from __future__ import annotations
@@ -62,10 +78,20 @@ STATUS_EVENTS = {
 KNOWN_STATUSES = frozenset({"QUEUED", "ARCHIVING", "PENDING"})
 # The history's name for the internal "archive erased, back to CREATED" step (SPEC leaves it unnamed).
 COMPLETION = "erased"
+# Rotated-out tokens in grace at once (the README's token table).
+MAX_GRACE = 4
+# The projection of a job whose delete was accepted.
+DELETING = "DELETED"
 
 
 def event_for_status(status: str) -> str:
     return STATUS_EVENTS.get(status, "resource" if status in KNOWN_STATUSES else "update")
+
+
+def changes_state(state: str, name: str) -> bool:
+    """Whether `name` in `state` changes the state or the generation (or deletes the job)."""
+    target = TABLE[name][1]
+    return name in ("reset", "ready", "delete") or (target is not None and target != state)
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,19 @@ class Entry:
     by: str | None = None  # checked for applied entries only
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What the API answered 202 for: what its message carries."""
+
+    event_id: str
+    name: str
+    data: dict
+    by: str
+    expect: tuple[str, int]  # the projection it was accepted against
+    ignore: bool = False  # a callback the projection had left
+    retried: bool = False  # an Idempotency-Key seen before: no new message
+
+
 @dataclass
 class ModelJob:
     token: str | None
@@ -97,9 +136,17 @@ class ModelJob:
     last_event: str | None = None
     uses: int = 0
     grace: list[tuple[str, float]] = field(default_factory=list)  # rotated-out token, valid until
+    chain: list[str] = field(default_factory=list)  # the current token and those it descends from
+    old_callbacks: list[str] = field(default_factory=list)
+    callback_unknown: bool = False  # a reset issued one the scenario has not read yet
     last_applied: str | None = None
-    erase_for: str | None = None  # the reset whose archive erasure is queued
+    erase_for: str | None = None  # the reset whose archive erasure (or, keeping it, completion) is queued
+    erase_keep: bool = False
     purge: bool = False
+    # the projection: where the job will be once every accepted event is applied
+    pstate: str = "CREATED"
+    pgen: int = 1
+    keys: dict[str, tuple[str, str, dict, Accepted]] = field(default_factory=dict)  # key -> (name, ...)
     entries: dict[str, Entry] = field(default_factory=dict)  # every event id -> its one history entry
     applied: list[Entry] = field(default_factory=list)  # applied entries, in order
 
@@ -109,6 +156,9 @@ class ReferenceModel:
         self.grace, self.rotate_uses, self.rotate_seconds = grace, rotate_uses, rotate_seconds
         self.admin_lifetime = admin_lifetime
         self.jobs: dict[str, ModelJob] = {}
+
+    def new_job(self, token: str, callback: str, now: float) -> ModelJob:
+        return ModelJob(token, callback, issued_at=now, chain=[token])
 
     # -- section 4: credentials -------------------------------------------------------------------
 
@@ -122,102 +172,228 @@ class ReferenceModel:
             return cred.value == job.token or any(t == cred.value and until > now for t, until in job.grace)
         return False
 
-    def rotate(self, job: ModelJob, fresh: str, now: float) -> None:
-        """A rotated-out token stays valid for the grace period (SPEC section 4)."""
+    def live_grace(self, job: ModelJob, now: float) -> int:
+        return sum(until > now for _, until in job.grace)
+
+    def may_rotate(self, job: ModelJob, now: float) -> bool:
+        return job.token is None or self.live_grace(job, now) < MAX_GRACE
+
+    def rotate(self, job: ModelJob, fresh: str, now: float, *, successor: bool) -> None:
+        """A rotated-out token stays valid for its whole grace period (SPEC section 4). `successor`: the
+        fresh token descends from the current one (a rotation), else it starts anew (an admin's)."""
         job.grace = [(t, until) for t, until in job.grace if until > now]
         if job.token is not None:
             job.grace.append((job.token, now + self.grace))
+        job.chain = [*job.chain, fresh] if successor and job.token is not None else [fresh]
         job.token, job.issued_at, job.uses = fresh, now, 0
 
-    def _revoke(self, job: ModelJob) -> None:
-        job.token, job.callback, job.grace = None, None, []
+    def current_for(self, job: ModelJob, cred: Credential, now: float) -> str | None:
+        """The current token, for a job token (current or in grace) it descends from."""
+        if cred.kind != "job" or not self.valid(job, cred, now) or cred.value not in job.chain:
+            return None
+        return job.token
 
-    # -- section 5: what the API accepts (it checks against the job as stored) ----------------------
+    def _revoke(self, job: ModelJob, *, reissue_callback: bool) -> None:
+        if job.callback is not None:
+            job.old_callbacks.append(job.callback)
+        job.token, job.callback, job.grace, job.chain = None, None, [], []
+        job.callback_unknown = reissue_callback
 
-    def api_submit(self, uuid: str, cred: Credential, name: str, now: float) -> tuple[str | None, bool]:
-        """(error code or None, whether the job token rotates)."""
-        job = self.jobs[uuid]
-        if cred.kind == "none" or (cred.kind == "admin" and not self.valid(job, cred, now)):
-            return "unauthorized", False
-        if job.deleted:
-            return "job_not_found", False
-        if cred.kind != "admin" and not self.valid(job, cred, now):
-            return "unauthorized", False
-        sources, target, who = TABLE[name]
-        if cred.kind not in who:
-            return "forbidden", False
-        if job.state not in sources:
-            return "event_not_allowed", False
-        if cred.kind != "job":
-            return None, False
-        due = (
-            cred.value != job.token  # a rotated-out token presented: hand back a fresh one
-            or (target is not None and target != job.state)  # state-changing
-            or job.uses + 1 >= self.rotate_uses
-            or now - job.issued_at >= self.rotate_seconds
-        )
-        return None, due
+    # -- section 5: what the API accepts -----------------------------------------------------------
 
-    def api_callback(self, uuid: str, cred: Credential, now: float) -> str | None:
-        job = self.jobs[uuid]
-        if cred.kind != "callback" or job.deleted:
-            return "unauthorized" if cred.kind != "callback" else "job_not_found"
-        return None if self.valid(job, cred, now) else "unauthorized"
-
-    def api_issue_token(self, uuid: str, cred: Credential, now: float) -> str | None:
-        job = self.jobs[uuid]
+    def _checked(self, job: ModelJob, cred: Credential, now: float) -> str | None:
+        """The credential and job checks every job route makes first (401, 404, 401)."""
         if cred.kind == "none" or (cred.kind == "admin" and not self.valid(job, cred, now)):
             return "unauthorized"
         if job.deleted:
             return "job_not_found"
         if cred.kind != "admin" and not self.valid(job, cred, now):
             return "unauthorized"
-        return "forbidden" if cred.kind == "callback" else None
+        return None
+
+    def api_submit(
+        self, uuid: str, cred: Credential, name: str, data: dict, now: float, key: str | None = None
+    ) -> tuple[str | None, Accepted | None, bool]:
+        """POST /jobs/{uuid}/events: (error code, what was accepted, whether the job token is due to
+        rotate). The caller then learns the token the API handed back and calls `handed_back`."""
+        job = self.jobs[uuid]
+        error = self._checked(job, cred, now)
+        if error is not None:
+            return error, None, False
+        sources, _target, who = TABLE[name]
+        if cred.kind not in who:
+            return "forbidden", None, False
+        if key is not None and key in job.keys:
+            first_name, first_data, accepted = job.keys[key][0], job.keys[key][1], job.keys[key][3]
+            if (first_name, first_data) != (name, data):
+                return "idempotency_key_reused", None, False
+            return None, Accepted(**{**accepted.__dict__, "retried": True}), False
+        if job.pstate == DELETING:
+            return "job_not_found", None, False
+        if job.pstate not in sources:
+            return "event_not_allowed", None, False
+        due = self._due(job, cred, name, now)  # before the projection moves
+        return None, self._accept(job, cred, name, data, now, key), due
+
+    def _due(self, job: ModelJob, cred: Credential, name: str, now: float) -> bool:
+        """Whether this use makes the current token rotate (computed before the projection moves)."""
+        if cred.kind != "job" or self.current_for(job, cred, now) is None or not self.may_rotate(job, now):
+            return False
+        return (
+            changes_state(job.pstate, name)
+            or job.uses + 1 >= self.rotate_uses
+            or now - job.issued_at >= self.rotate_seconds
+        )
+
+    def _accept(
+        self,
+        job: ModelJob,
+        cred: Credential,
+        name: str,
+        data: dict,
+        now: float,
+        key: str | None,
+        *,
+        ignore=False,
+    ) -> Accepted:
+        accepted = Accepted("", name, data, cred.kind, (job.pstate, job.pgen), ignore)
+        if cred.kind == "job":
+            job.uses += 1  # every use of a job token counts toward its rotation
+        if not ignore:
+            target = TABLE[name][1]
+            if name == "delete":
+                job.pstate = DELETING
+            elif name == "ready":
+                job.pstate, job.pgen = "CREATED", job.pgen + 1
+            elif target is not None:
+                job.pstate = target
+        if key is not None:
+            job.keys[key] = (name, data, "", accepted)
+        return accepted
+
+    def learned(self, uuid: str, key: str | None, accepted: Accepted, event_id: str) -> Accepted:
+        """The event id the API gave an acceptance (the model cannot compute one)."""
+        job = self.jobs[uuid]
+        accepted = Accepted(**{**accepted.__dict__, "event_id": event_id})
+        if key is not None and not accepted.retried:
+            job.keys[key] = (accepted.name, accepted.data, event_id, accepted)
+        return accepted
+
+    def handed_back(self, uuid: str, cred: Credential, now: float, due: bool, returned: str | None) -> None:
+        """Check (by assertion) the token the API handed back, and follow it if it rotated."""
+        job = self.jobs[uuid]
+        if cred.kind != "job":
+            assert returned is None, "a token was handed back to a non-job credential"
+            return
+        if due:
+            assert returned not in (None, cred.value, job.token), "a due rotation did not happen"
+            assert returned is not None
+            self.rotate(job, returned, now, successor=True)
+            return
+        current = self.current_for(job, cred, now)
+        expected = current if current is not None else cred.value
+        assert returned == expected, "the API handed back another token than the current one"
+
+    def api_callback(
+        self, uuid: str, cred: Credential, name: str, data: dict, now: float
+    ) -> tuple[str | None, Accepted | None]:
+        job = self.jobs[uuid]
+        if cred.kind != "callback":
+            return "unauthorized", None
+        error = self._checked(job, cred, now)
+        if error is not None:
+            return error, None
+        if job.pstate == DELETING:
+            return "job_not_found", None
+        late = job.pstate not in TABLE[name][0]
+        return None, self._accept(job, cred, name, data, now, None, ignore=late)
+
+    def api_issue_token(self, uuid: str, cred: Credential, now: float) -> str | None:
+        job = self.jobs[uuid]
+        error = self._checked(job, cred, now)
+        if error is not None:
+            return error
+        if cred.kind == "callback":
+            return "forbidden"
+        return None if self.may_rotate(job, now) else "too_many_rotations"
+
+    def issued(self, uuid: str, cred: Credential, fresh: str, now: float) -> None:
+        """A token issued on request: the successor of the current one for a job token on its chain."""
+        job = self.jobs[uuid]
+        self.rotate(job, fresh, now, successor=self.current_for(job, cred, now) is not None)
 
     # -- sections 3 and 6: what the worker does with each queued event, in order ------------------
 
-    def apply(self, uuid: str, event_id: str, name: str, data: dict, cred: Credential, now: float) -> Entry:
+    def apply_accepted(self, uuid: str, a: Accepted, now: float, pending: int) -> Entry:
+        """An event the API answered 202 for, in its place: applied, or ignored (a late callback), or
+        rejected only if a reset or delete applied in between revoked it."""
+        job = self.jobs[uuid]
+        if a.event_id in job.entries:
+            return job.entries[a.event_id]
+        if a.ignore:
+            state, generation = a.expect
+            return self._record(job, a.event_id, Entry(a.name, "ignored", state, state, generation))
+        if job.deleted or (job.state, job.generation) != a.expect:
+            return self._record(
+                job, a.event_id, Entry(a.name, "rejected", job.state, job.state, job.generation)
+            )
+        return self._applied(job, a.event_id, a.name, a.data, a.by, pending=pending)
+
+    def apply_direct(
+        self, uuid: str, event_id: str, name: str, data: dict, cred: Credential, now: float, pending: int
+    ) -> Entry:
+        """An event straight from the queue (section 6), with `pending` accepted events still queued."""
         job = self.jobs[uuid]
         if event_id in job.entries:  # a duplicate: applied (or recorded) once
             return job.entries[event_id]
-        sources, target, who = TABLE.get(name, (frozenset(), None, frozenset()))
+        sources, _target, who = TABLE.get(name, (frozenset(), None, frozenset()))
         outcome = "applied"
         if cred.kind not in who or job.deleted or not self.valid(job, cred, now):
             outcome = "rejected"
         elif job.state not in sources:  # a late callback is ignored, anything else rejected
             outcome = "ignored" if cred.kind == "callback" else "rejected"
+        elif pending and changes_state(job.state, name) and name not in ("reset", "delete"):
+            outcome = "rejected"  # it would overtake what the API promised
         if outcome != "applied":
             return self._record(job, event_id, Entry(name, outcome, job.state, job.state, job.generation))
-        entry = Entry(
-            name, outcome, job.state, target or job.state, job.generation + (name == "ready"), cred.kind
-        )
+        job.uses += cred.kind == "job"
+        entry = self._applied(job, event_id, name, data, cred.kind, pending=pending)
+        if changes_state(entry.from_state, name) or name in ("reset", "delete"):
+            # the projection follows a state change outside the API's order
+            job.pstate = DELETING if name == "delete" else job.state
+            job.pgen = job.generation
+        return entry
+
+    def _applied(self, job: ModelJob, event_id: str, name: str, data: dict, by: str, pending: int) -> Entry:
+        target = TABLE[name][1]
+        entry = Entry(name, "applied", job.state, target or job.state, job.generation + (name == "ready"), by)
         job.state, job.generation, job.last_event, job.last_applied = (
             entry.to_state,
             entry.generation,
             name,
             event_id,
         )
-        job.uses += cred.kind == "job"
         if name in ("reset", "delete"):
-            self._revoke(job)
+            self._revoke(job, reissue_callback=name == "reset")
         if name == "delete":
             job.deleted, job.purge = True, bool(data.get("purge_archive"))
         self._record(job, event_id, entry)
         if name == "reset":
-            job.erase_for = event_id
-            if data.get("keep_archive"):
-                self._complete_reset(job, erase=False)
+            job.erase_for, job.erase_keep = event_id, bool(data.get("keep_archive"))
+            if job.erase_keep and not pending:  # else it waits behind the accepted events
+                self._complete_reset(job)
         return entry
 
     def drained(self, uuid: str) -> None:
-        """The queue is empty: the erasure a reset queued has run, if nothing superseded it."""
+        """The queue is empty: the erasure a reset queued has run (and a completion that waited for
+        accepted events), if nothing superseded it."""
         job = self.jobs[uuid]
         if job.erase_for is not None and job.last_applied == job.erase_for:
-            self._complete_reset(job, erase=True)
+            self._complete_reset(job)
         if job.purge:  # the archive of a job deleted with purge_archive is erased, once
             job.objects, job.purge = 0, False
 
-    def _complete_reset(self, job: ModelJob, *, erase: bool) -> None:
+    def _complete_reset(self, job: ModelJob) -> None:
         entry = Entry(COMPLETION, "applied", "RESET", "CREATED", job.generation + 1, "admin")
         job.state, job.generation, job.last_event, job.erase_for = (
             "CREATED",
@@ -225,8 +401,9 @@ class ReferenceModel:
             COMPLETION,
             None,
         )
+        job.pstate, job.pgen = "CREATED", job.generation
         job.applied.append(entry)
-        job.objects = 0 if erase else job.objects
+        job.objects = job.objects if job.erase_keep else 0
 
     def _record(self, job: ModelJob, event_id: str, entry: Entry) -> Entry:
         job.entries[event_id] = entry

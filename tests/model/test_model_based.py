@@ -62,9 +62,9 @@ from pipelinejobs.local.event_source import sqs_record
 from tests.model.reference_model import (
     COMPLETION,
     TABLE,
+    Accepted,
     Credential,
     Entry,
-    ModelJob,
     ReferenceModel,
     event_for_status,
 )
@@ -78,7 +78,7 @@ ADMIN_LIFETIME = 3600
 # 3700 s, so no deadline (grace 600 s, age 900 s, admin window 3600 s) is ever within 50 s of a check.
 ROTATION = RotationPolicy(rotate_uses=3, rotate_seconds=900, grace_seconds=600)
 ADVANCES = (250, 700, 3700)
-MAX_SENDS = 12
+MAX_SENDS = 16
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "QUEUED", "ARCHIVING", "NOT_A_KNOWN_STATUS")
 WORKER_CALLS = {
     "dynamodb": frozenset({"get", "apply", "record", "add_erased", "get_data", "event", "replace_tokens"}),
@@ -101,6 +101,8 @@ class Send:
     status: str | None = None  # callback: the platform's status word
     expect: str | None = None  # queue: the producer's `expect` hint (none, true or stale)
     duplicate: bool = False
+    key: str | None = None  # api: an Idempotency-Key
+    retry: bool = False  # api: a producer sending an earlier request again (its answer was lost)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,9 @@ class Round:
     short_budget: bool  # the Lambda is near its timeout: an erasure hands over after one page
     ghost: int = 0  # race: the second worker got the round's first `ghost` messages
     interleaving: tuple[int, ...] = ()  # race: who runs until the next AWS call (0 or 1)
+    # the worker gets to the round's messages this much later (a backlog, an outage): grace periods
+    # and admin windows of the tokens they were accepted with may end in between
+    late_by: int = 0
 
 
 def _predict(state: str, name: str, data: dict[str, Any]) -> str:
@@ -126,11 +131,18 @@ def _predict(state: str, name: str, data: dict[str, Any]) -> str:
     return "DELETED" if name == "delete" else row[1] or state
 
 
-def _draw_send(draw: Any, n_jobs: int, predicted: list[str]) -> Send:
+def _draw_send(draw: Any, n_jobs: int, predicted: list[str], earlier: list[Send]) -> Send:
     job = draw(st.integers(0, n_jobs - 1))
     special = draw(st.integers(0, 24))
     if special == 0:
         return Send(job, draw(st.sampled_from(["stranger", "malformed"])), "run", "admin", {})
+    if special <= 3 and earlier:
+        # a producer whose answer was lost sends an earlier request again, the same or changed; with
+        # the same Idempotency-Key it is the same event (changed: 422), without it another one
+        again = draw(st.sampled_from(earlier))
+        if draw(st.integers(0, 3)) == 0:
+            again = replace(again, data={"note": "changed"})
+        return replace(again, retry=True, duplicate=False)
     channel = draw(st.sampled_from(["api", "api", "queue", "queue", "callback"]))
     if channel == "callback":
         status = draw(st.sampled_from(STATUSES))
@@ -144,7 +156,9 @@ def _draw_send(draw: Any, n_jobs: int, predicted: list[str]) -> Send:
     if name in TABLE and "job" not in TABLE[name][2]:
         creds = ["admin", "admin", "admin_prev", "job"]
     else:
-        creds = ["job", "job", "job", "admin", "job_old", "callback"]
+        # the newest token, and the tokens producers hold that did not follow every rotation: the one
+        # before it (an answer lost), the first one, and one shared by threads since the round began
+        creds = ["job", "job", "job_prev", "job_shared", "job_shared", "admin", "job_old", "callback"]
     if channel == "queue":
         creds += ["admin_stale", "foreign", "garbage"]
     cred = draw(st.sampled_from(creds))
@@ -156,9 +170,27 @@ def _draw_send(draw: Any, n_jobs: int, predicted: list[str]) -> Send:
     elif draw(st.booleans()):
         data = {"note": "progress"}
     expect = draw(st.sampled_from([None, "true", "stale"])) if channel == "queue" else None
+    key = draw(st.sampled_from([None, None, "key-1", "key-2"])) if channel == "api" else None
     duplicate = draw(st.integers(0, 7)) == 0
     predicted[job] = _predict(predicted[job], name, data)
-    return Send(job, channel, name, cred, data, expect=expect, duplicate=duplicate)
+    send = Send(job, channel, name, cred, data, expect=expect, duplicate=duplicate, key=key)
+    if channel == "api":
+        earlier.append(send)
+    return send
+
+
+def _draw_burst(draw: Any, n_jobs: int, room: int) -> tuple[Send, ...]:
+    """A producer that reuses one token, as a shell script or threads sharing it do: `run` (which rotates
+    it), then updates with the token the round began with; maybe an admin's reset straight on the queue
+    in their midst (which revokes those still queued behind it)."""
+    job = draw(st.integers(0, n_jobs - 1))
+    sends = [Send(job, "api", "run", "job_shared", {})]
+    updates = [Send(job, "api", "update", "job_shared", {"n": n}) for n in range(draw(st.integers(2, 5)))]
+    if draw(st.integers(0, 2)) == 0:
+        updates.insert(
+            draw(st.integers(0, len(updates))), Send(job, "queue", "reset", "admin", {"keep_archive": True})
+        )
+    return tuple((sends + updates)[:room])
 
 
 @st.composite
@@ -166,7 +198,7 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round]]:
     n_jobs = draw(st.integers(1, 2))
     objects = [draw(st.sampled_from([0, 0, 2])) for _ in range(n_jobs)]
     predicted = ["CREATED"] * n_jobs
-    rounds, sent = [], 0
+    rounds, sent, earlier = [], 0, []
     for r in range(draw(st.integers(1, 3))):
         before: list[tuple[Any, ...]] = []
         if r:
@@ -179,7 +211,11 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round]]:
                     cred = draw(st.sampled_from(["admin", "job", "job_old", "callback"]))
                     before.append((kind, job, cred) if kind == "rotate" else (kind, job))
         count = min(draw(st.integers(0 if r else 1, 5)), MAX_SENDS - sent)
-        sends = tuple(_draw_send(draw, n_jobs, predicted) for _ in range(count))
+        sends = tuple(_draw_send(draw, n_jobs, predicted, earlier) for _ in range(count))
+        if draw(st.integers(0, 3)) == 0 and sent + count < MAX_SENDS:
+            burst = _draw_burst(draw, n_jobs, MAX_SENDS - sent - count)
+            sends += burst
+            count += len(burst)
         sent += count
         predicted = ["CREATED" if p == "RESET" else p for p in predicted]  # the erasure ran
         faults = draw(
@@ -194,7 +230,10 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round]]:
         if mode == "race":
             ghost = draw(st.integers(1, 10))
             interleaving = tuple(draw(st.lists(st.integers(0, 1), max_size=40)))
-        rounds.append(Round(tuple(before), sends, faults, lost_ack, draw(st.booleans()), ghost, interleaving))
+        late_by = draw(st.sampled_from([0, 0, 0, *ADVANCES]))
+        rounds.append(
+            Round(tuple(before), sends, faults, lost_ack, draw(st.booleans()), ghost, interleaving, late_by)
+        )
     return objects, rounds
 
 
@@ -434,13 +473,28 @@ class LambdaContext:
 
 @dataclass
 class Queued:
-    """An event as the worker will see it, and as the model applies it."""
+    """An event as the worker will see it, and as the model applies it: one the API answered 202 for
+    (`accepted`), or one a producer posted straight to the queue."""
 
     uuid: str
     event_id: str
     name: str
     data: dict[str, Any]
     cred: Credential
+    accepted: Accepted | None = None
+
+
+@dataclass
+class Producers:
+    """What the producer side did in a scenario (printed in the summary)."""
+
+    accepted: int = 0  # 202s, each checked applied (or ignored) exactly once unless revoked
+    revoked: int = 0  # 202s a reset or delete straight on the queue revoked
+    stale_uses: int = 0  # accepted with a job token other than the newest one issued
+    retries: int = 0  # requests sent again (with an Idempotency-Key: the same event)
+    keyed_retries: int = 0
+    key_reused: int = 0  # a key sent again with another request: 422
+    unknown_ids: int = 0  # event ids the API never issued, read: 404
 
 
 class Scenario:
@@ -466,6 +520,9 @@ class Scenario:
         self.strangers: list[str] = []
         self.injected: list[str] = []
         self.sent = 0
+        self.round_tokens: dict[str, str] = {}  # the token threads of a round share
+        self.producers = Producers()
+        self.accepted: list[tuple[str, Accepted]] = []  # every 202, with its job
 
     # credentials -------------------------------------------------------------------------------------
 
@@ -480,6 +537,10 @@ class Scenario:
             )
         if choice == "job":
             return Credential("job", job.token or self.job_tokens[uuid][-1])
+        if choice == "job_prev":
+            return Credential("job", self.job_tokens[uuid][-2 if len(self.job_tokens[uuid]) > 1 else -1])
+        if choice == "job_shared":
+            return Credential("job", self.round_tokens.get(uuid) or self.job_tokens[uuid][-1])
         if choice == "job_old":
             return Credential("job", self.job_tokens[uuid][0])
         if choice == "callback":
@@ -495,13 +556,13 @@ class Scenario:
 
     def create(self, objects: list[int]) -> None:
         for i, count in enumerate(objects):
-            created = JobService(self.world.settings, self.world.repo, clock=self.clock).create_job(
-                JobSpec(pipeline_uuid="model", data={"job": i})
-            )
+            created = JobService(
+                self.world.settings, self.world.repo, admin_keys=StaticAdminKeys(ADMIN_KEY), clock=self.clock
+            ).create_job(JobSpec(pipeline_uuid="model", data={"job": i}))
             uuid = created.job.uuid
             self.uuids.append(uuid)
             self.job_tokens[uuid], self.callbacks[uuid] = [created.token], [created.callback_token]
-            self.model.jobs[uuid] = ModelJob(created.token, created.callback_token, issued_at=self.now)
+            self.model.jobs[uuid] = self.model.new_job(created.token, created.callback_token, self.now)
             for _ in range(count):
                 self.output(i)
 
@@ -534,66 +595,94 @@ class Scenario:
             return
         assert expected is None, f"issue_token succeeded, model: {expected}"
         job = self.model.jobs[uuid]
-        self.model.rotate(job, body["token"], self.now)
+        self.model.issued(uuid, cred, body["token"], self.now)
         self.job_tokens[uuid].append(body["token"])
-        assert ("callback_url" in body) == (job.callback is None)
-        if "callback_url" in body:
-            job.callback = body["callback_url"].split("token=", 1)[1]
-            self.callbacks[uuid].append(job.callback)
+        if cred.kind == "admin":  # an admin always sees the job's current callback URL
+            assert body["callback_url"].split("token=", 1)[1] == job.callback
+        else:
+            assert "callback_url" not in body
+
+    def learn_callbacks(self) -> None:
+        """After a reset the job has a new callback token; an admin reads it, as a user would."""
+        admin = admin_token(ADMIN_KEY, self.now)
+        for uuid, job in self.model.jobs.items():
+            if not job.callback_unknown or job.deleted:
+                continue
+            url = self.api.get_job(uuid, admin, "https://api.example")["callback_url"]
+            token = url.split("token=", 1)[1]
+            assert token not in job.old_callbacks, f"job {uuid}: a reset kept the old callback token"
+            job.callback, job.callback_unknown = token, False
+            self.callbacks[uuid].append(token)
 
     def send(self, send: Send, queued: list[Queued]) -> None:
         if send.channel in ("stranger", "malformed"):
             return self.send_junk(send)
         uuid = self.uuids[send.job]
         cred = self.credential(send.cred, send.job)
+        self.producers.retries += send.retry
         if send.channel == "api":
-            event_id = self.submit(uuid, cred, send)
+            accepted = self.submit(uuid, cred, send)
         elif send.channel == "callback":
-            event_id = self.callback(uuid, cred, send)
+            accepted = self.callback(uuid, cred, send)
         else:
             event_id = self.produce(uuid, cred, send)
-        if event_id is None:  # refused by the API: nothing was queued
-            return None
-        queued.append(Queued(uuid, event_id, send.name, send.data, cred))
-        self.sent += 1
+            queued.append(Queued(uuid, event_id, send.name, send.data, cred))
+            self.sent += 1
+            accepted = None
+        if accepted is not None and not accepted.retried:
+            queued.append(Queued(uuid, accepted.event_id, send.name, send.data, cred, accepted))
+            self.accepted.append((uuid, accepted))
+            self.sent += 1
+        if send.channel != "queue" and (accepted is None or accepted.retried):
+            return None  # refused by the API, or the same event again: nothing new was queued
         if send.duplicate:  # SQS delivers it twice: another message, the same event id
             last = self.api_queue.last
             assert last is not None
             self.post(last.body, last.group, str(uuidlib.uuid4()))
         return None
 
-    def submit(self, uuid: str, cred: Credential, send: Send) -> str | None:
-        """POST /jobs/{uuid}/events."""
+    def submit(self, uuid: str, cred: Credential, send: Send) -> Accepted | None:
+        """POST /jobs/{uuid}/events (with an Idempotency-Key, if the send has one)."""
         job = self.model.jobs[uuid]
-        expected, rotates = self.model.api_submit(uuid, cred, send.name, self.now)
+        stale = cred.kind == "job" and cred.value != job.token
+        expected, accepted, due = self.model.api_submit(uuid, cred, send.name, send.data, self.now, send.key)
         try:
-            accepted = self.api.submit_event(
-                uuid, cred.value, parse_event({"name": send.name, "data": send.data})
+            answer = self.api.submit_event(
+                uuid, cred.value, parse_event({"name": send.name, "data": send.data}), send.key
             )
         except JobError as error:
             assert error.code == expected, f"submit {send.name}: {error.code}, model: {expected}"
+            self.producers.key_reused += error.code == "idempotency_key_reused"
             return None
-        assert expected is None, f"submit {send.name} accepted, model: {expected}"
-        assert accepted.rotated == rotates, (
-            f"submit {send.name}: rotated {accepted.rotated}, model: {rotates}"
-        )
-        if accepted.rotated:
-            assert accepted.token is not None
-            self.model.rotate(job, accepted.token, self.now)
-            self.job_tokens[uuid].append(accepted.token)
-        return accepted.event_id
+        assert expected is None and accepted is not None, f"submit {send.name} accepted, model: {expected}"
+        if accepted.retried:  # the same event as the key's first use
+            assert answer.retried and answer.event_id == accepted.event_id, "a keyed retry is another event"
+            self.producers.keyed_retries += 1
+        else:
+            assert not answer.retried, "a new request was taken for a retry"
+            accepted = self.model.learned(uuid, send.key, accepted, answer.event_id)
+            self.producers.accepted += 1
+            self.producers.stale_uses += stale
+        self.model.handed_back(uuid, cred, self.now, due, answer.token)
+        if answer.rotated:
+            self.job_tokens[uuid].append(answer.token)
+        return accepted
 
-    def callback(self, uuid: str, cred: Credential, send: Send) -> str | None:
+    def callback(self, uuid: str, cred: Credential, send: Send) -> Accepted | None:
         """POST /jobs/{uuid}/callback?token=...&status=..."""
-        expected = self.model.api_callback(uuid, cred, self.now)
+        data = {"status": send.status}
+        expected, accepted = self.model.api_callback(uuid, cred, send.name, data, self.now)
         try:
-            accepted = self.api.callback(uuid, cred.value, send.status, {"status": send.status})
+            answer = self.api.callback(uuid, cred.value, send.status, data)
         except JobError as error:
             assert error.code == expected, f"callback {send.status}: {error.code}, model: {expected}"
             return None
-        assert expected is None, f"callback {send.status} accepted, model: {expected}"
-        assert accepted.name == send.name
-        return accepted.event_id
+        assert expected is None and accepted is not None, (
+            f"callback {send.status} accepted, model: {expected}"
+        )
+        assert answer.name == send.name and answer.token is None
+        self.producers.accepted += 1
+        return self.model.learned(uuid, None, accepted, answer.event_id)
 
     def produce(self, uuid: str, cred: Credential, send: Send) -> str:
         """A producer posting straight to the queue (section 6), with any credential and hint."""
@@ -608,6 +697,22 @@ class Scenario:
             body["expect"] = ["RUNNING" if job.state != "RUNNING" else "CREATED", job.generation + 1]
         self.post(body, uuid, event_id)
         return event_id
+
+    def check_event_ids(self, queued: list[Queued]) -> None:
+        """Before the drain: every event the API accepted reads `queued`; an id it never issued, 404."""
+        admin = admin_token(ADMIN_KEY, self.now)
+        for q in queued:
+            if q.accepted is not None:
+                assert self.api.event_status(q.uuid, q.event_id, admin)["status"] == "queued"
+        for uuid in self.uuids:
+            for unknown in (str(uuidlib.uuid4()), self.api.keyring().event_id(str(uuidlib.uuid4()))):
+                try:
+                    self.api.event_status(uuid, unknown, admin)
+                except JobError as error:
+                    assert error.code == "event_not_found"
+                else:
+                    raise AssertionError("an event id the API never issued for this job reads as queued")
+                self.producers.unknown_ids += 1
 
     def send_junk(self, send: Send) -> None:
         stranger = str(uuidlib.uuid4())
@@ -754,10 +859,37 @@ class Scenario:
         self.drain_fifo(rnd, faults)  # anything the second worker queued after the first finished
 
     def apply_to_model(self, queued: list[Queued]) -> None:
-        for q in queued:
-            self.model.apply(q.uuid, q.event_id, q.name, q.data, q.cred, self.now)
+        """The worker's effect, in queue order: each event sees how many accepted events of its job are
+        still queued behind it (a state change straight from the queue may not overtake them)."""
+        for i, q in enumerate(queued):
+            pending = len(
+                {r.event_id for r in queued[i + 1 :] if r.uuid == q.uuid and r.accepted is not None}
+            )
+            if q.accepted is not None:
+                self.model.apply_accepted(q.uuid, q.accepted, self.now, pending)
+            else:
+                self.model.apply_direct(q.uuid, q.event_id, q.name, q.data, q.cred, self.now, pending)
         for uuid in self.uuids:
             self.model.drained(uuid)
+
+    def verify_promises(self) -> None:
+        """Every 202 is applied, or ignored (a late callback), exactly once; or rejected because a reset
+        or delete applied in between revoked it, which the history then shows before it."""
+        for uuid, accepted in self.accepted:
+            entries = self.world.repo.history(uuid, 1000, None).entries
+            mine = [e for e in entries if e.event_id == accepted.event_id]
+            assert len(mine) == 1, f"job {uuid}: a 202 recorded {len(mine)} times"
+            entry = mine[0]
+            if entry.outcome in ("applied", "ignored"):
+                assert (entry.outcome == "ignored") == accepted.ignore, f"job {uuid}: a 202 {entry.outcome}"
+                continue
+            assert entry.reason in (
+                "the job was reset after this event was accepted",
+                "the job was deleted after this event was accepted",
+            ), f"job {uuid}: a 202 rejected: {entry.reason}"
+            before = entries[: entries.index(entry)]
+            assert any(e.name in ("reset", "delete") and e.outcome == "applied" for e in before)
+            self.producers.revoked += 1
 
     # checking ----------------------------------------------------------------------------------------
 
@@ -770,6 +902,7 @@ class Scenario:
             got_record = (str(job.state), job.generation, job.deleted, job.last_event)
             want_record = (want.state, want.generation, want.deleted, want.last_event)
             assert got_record == want_record, f"job {uuid}: record {got_record}, model {want_record}"
+            assert not want.callback_unknown or want.deleted
             got_tokens = (job.tokens.token_hash, job.tokens.callback_hash, job.tokens.uses)
             want_tokens = (
                 want.token and hash_token(want.token),
@@ -817,13 +950,19 @@ class Scenario:
         self.create(objects)
         for rnd in rounds:
             self.between(rnd.before)
+            self.round_tokens = {uuid: job.token for uuid, job in self.model.jobs.items() if job.token}
             queued: list[Queued] = []
             for send in rnd.sends:
                 self.send(send, queued)
+            self.check_event_ids(queued)
+            self.clock.advance(rnd.late_by)
+            self.now += rnd.late_by
             self.drain(rnd)
             self.apply_to_model(queued)
+            self.learn_callbacks()
         # (the history's from/to chain pins every intermediate record, so one check at the end suffices)
         self.verify()
+        self.verify_promises()
         self.verify_queues_empty()
 
 
@@ -859,6 +998,7 @@ def test_random_event_sequences_match_the_reference_model(world, mode, scenario_
             model_stats.scenarios[mode] += 1
             model_stats.events_sent += run.sent
             model_stats.faults.update(run.injected)
+            model_stats.producers.update(vars(run.producers))
         world.dirty = False
         for job in run.model.jobs.values():
             model_stats.outcomes.update(entry.outcome for entry in job.entries.values())
