@@ -848,20 +848,33 @@ def jobs_wait(
 
 @jobs_app.command(
     "token",
-    epilog=_examples("pipelinejobs jobs token 3f0c2a4e-…", "pipelinejobs jobs token 3f0c2a4e-… --json"),
+    epilog=_examples(
+        "pipelinejobs jobs token 3f0c2a4e-…",
+        "pipelinejobs jobs token 3f0c2a4e-… --new-callback-url",
+        "pipelinejobs jobs token 3f0c2a4e-… --json",
+    ),
 )
 @_friendly
 def jobs_token(
     ctx: typer.Context,
     uuid: Annotated[str, typer.Argument(help="The job's uuid.")],
+    new_callback_url: Annotated[
+        bool,
+        typer.Option("--new-callback-url", help="Also replace the callback URL (the old one stops working)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue a fresh job token (admin). The previous one stays valid for the grace period."""
-    response = _config(ctx).client().issue_token_response(uuid)
+    """Issue a fresh job token (admin); show it and the job's current callback URL.
+
+    The previous token stays valid for its grace period. With --new-callback-url the callback URL is
+    replaced too, and the old one stops working at once (give the new one to the compute platform)."""
+    response = _config(ctx).client().issue_token_response(uuid, rotate_callback=new_callback_url)
     if as_json:
         _print_json(response)
-    else:
-        typer.echo(response["token"])
+        return
+    typer.echo(f"token:        {response['token']}")
+    url = response.get("callback_url")
+    typer.echo(f"callback_url: {url}" if url else "callback_url: (none: issue one with --new-callback-url)")
 
 
 @jobs_app.command("ready", epilog=_examples("pipelinejobs jobs ready 3f0c2a4e-…"))
@@ -976,7 +989,10 @@ def _bulk(
             waiting = progress.add_task(f"Waiting for {wait_state}", total=len(accepted))
             for item in accepted:
                 try:
-                    client.job(item["uuid"]).wait_for(wait_state, timeout=timeout)
+                    # first this command's own event (the job's state before it does not count), then
+                    # the state it leads to (a reset erases the archive before CREATED)
+                    handle = client.job(item["uuid"], pending_event=item["event_id"])
+                    handle.wait_for(wait_state, timeout=timeout)
                     item["state"] = wait_state
                 except PipelineJobsError as error:
                     item["error"] = {"code": error.code, "message": error.message}

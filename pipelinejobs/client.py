@@ -18,17 +18,19 @@ use the client's credential when it has one.
 
 Token following. Every mutating response carries `token`, the token to use next (job tokens rotate,
 SPEC section 4). A handle replaces its token with it after each request, so callers never see rotation.
-A handle may be shared between threads: its token is read and replaced under a lock, and if a request
-fails with 401 because another thread's request rotated the token meanwhile, it is retried once with
-the newer token. A rotated-out token stays valid for the server's grace period (600 s by default), so
-requests already in flight with it still succeed. Two *separate* handles (or processes) driving one job
-each follow their own responses; give each its own handle, or drive the job as an admin.
+A handle may be shared between threads: its token is read and replaced under a lock (an answer to an
+older request never replaces a newer token), and if a request fails with 401 because another thread's
+request rotated the token meanwhile, it is retried once with the newer token. A rotated-out token stays
+valid for the server's grace period (600 s by default), and its use is answered with the current
+token, so requests in flight with it succeed, and two separate handles (or processes) driving one job
+each keep up with the other's rotations.
 
-Chaining. The API checks an event against the job's state as stored, which lags behind the events
-still in the queue: right after `job.run()`, a `finish` looks like "finish while CREATED". When an event
-is refused as not allowed (409) while the handle's previous event is still queued, the handle waits for
-that event to be applied and sends again, so `job.run().finish()` works as written. (Events sent
-through two different handles, or by other producers, get no such help.)
+A 202 is a promise: an event the API accepted is applied, in the order accepted, unless a reset or
+delete comes first (SPEC section 3). To retry a POST whose answer was lost, pass an `idempotency_key`
+(`send_event`, `Job.send`): the same key on the same job is the same event, applied once.
+
+Chaining. The API checks an event against the state the job will be in once the events queued before
+it are applied, so `job.run().finish()` works as written, without waiting.
 
 Retries. Connection failures before a request was sent, 429 and 503 are retried with exponential
 backoff and jitter (honouring `Retry-After`); a GET is also retried after a dropped connection, 502 or
@@ -71,6 +73,11 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 FAILURE_STATES = frozenset({"FAILED", "REJECTED", "CANCELED"})
 # A pseudo-state for `wait_for`: the job no longer exists (after `delete`).
 DELETED = "DELETED"
+# SPEC section 3's states (a test checks them against the core's table).
+STATES = (
+    "CREATED", "RUNNING", "FAILED", "FINISHED", "INDEXING", "VALIDATING", "VALIDATED", "REJECTED",
+    "FINALIZED", "RETIRED", "RESET", "CANCELED",
+)  # fmt: skip
 ADMIN_EVENTS = frozenset({"reset", "ready", "delete"})
 
 _USER_AGENT = "pipelinejobs-sdk/0.1"
@@ -211,10 +218,15 @@ class Client:
             callback_url=created.get("callback_url"),
         )
 
-    def job(self, uuid: str, token: str | None = None) -> Job:
+    def job(self, uuid: str, token: str | None = None, *, pending_event: str | None = None) -> Job:
         """A handle to an existing job, without a request. `token`: the job's token or callback token;
-        None uses the client's credential. The representation is fetched on first use."""
-        return Job(self, uuid, token=token)
+        None uses the client's credential. The representation is fetched on first use.
+
+        pending_event: the id of an event sent for this job elsewhere (another handle, the CLI, a
+        receipt of `send_event`): `wait_for` then waits for it first, as for the handle's own."""
+        job = Job(self, uuid, token=token)
+        job.last_event_id = job._pending_event = pending_event
+        return job
 
     def get_job(self, uuid: str, token: str | None = None) -> Job:
         """A handle to an existing job, fetched now. Raises NotFound, Unauthorized, Forbidden."""
@@ -274,12 +286,24 @@ class Client:
     # -- events --------------------------------------------------------------------------------
 
     def send_event(
-        self, uuid: str, name: str, data: Mapping[str, Any] | None = None, *, token: str | None = None
+        self,
+        uuid: str,
+        name: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Post one event; returns `{event_id, token}` (202). The event is applied a moment later.
+        """Post one event; returns `{event_id, token}` (202): a promise that it is applied, a moment
+        later, in the order accepted, unless a reset or delete comes first.
+
+        idempotency_key: up to 64 URL-safe characters. With it, the request is retried after a lost
+        connection or a 5xx (the same key on the same job is the same event, applied once), and sending
+        it again later gives the same event_id.
 
         Raises BadRequest (unknown event, bad body), Unauthorized, Forbidden, NotFound,
-        EventNotAllowed (not allowed from the current state), PayloadTooLarge.
+        EventNotAllowed (not allowed from the state the job will be in), Conflict (422: the key was used
+        for another request), PayloadTooLarge.
         """
         body: dict[str, Any] = {"name": name}
         if data is not None:
@@ -290,6 +314,7 @@ class Client:
             body=body,
             token=token or self.token,
             conflict=EventNotAllowed,
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
     def get_event(self, uuid: str, event_id: str, *, token: str | None = None) -> dict[str, Any]:
@@ -353,9 +378,13 @@ class Client:
         """Rotate the job's token now and return the new one (admin, or the job's current token)."""
         return str(self.issue_token_response(uuid, token=token)["token"])
 
-    def issue_token_response(self, uuid: str, *, token: str | None = None) -> dict[str, Any]:
-        """The whole response of `POST /jobs/{uuid}/token` (an admin also gets `callback_url`)."""
-        return self._request("POST", f"/jobs/{_quote(uuid)}/token", token=token or self.token)
+    def issue_token_response(
+        self, uuid: str, *, token: str | None = None, rotate_callback: bool = False
+    ) -> dict[str, Any]:
+        """The whole response of `POST /jobs/{uuid}/token`: an admin also gets the job's current
+        `callback_url`, and with rotate_callback a new one (the old one stops working)."""
+        query = {"rotate_callback": "true"} if rotate_callback else None
+        return self._request("POST", f"/jobs/{_quote(uuid)}/token", query=query, token=token or self.token)
 
     def openapi(self) -> dict[str, Any]:
         """The API's OpenAPI document."""
@@ -372,23 +401,26 @@ class Client:
         body: Any = None,
         token: str | None = None,
         conflict: type[Conflict] = Conflict,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """One API call with retries; returns the decoded JSON body, raises a PipelineJobsError."""
+        """One API call with retries; returns the decoded JSON body, raises a PipelineJobsError.
+
+        A request with an Idempotency-Key header is retried like a GET: sending it twice is harmless."""
         url = self.url + path
         params = _compact(query or {})
         if params:
             url += "?" + urllib.parse.urlencode(params)
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
-        headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        all_headers = {"Accept": "application/json", "User-Agent": _USER_AGENT, **(headers or {})}
         if payload is not None:
-            headers["Content-Type"] = "application/json"
+            all_headers["Content-Type"] = "application/json"
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        idempotent = method in {"GET", "HEAD"}
+            all_headers["Authorization"] = f"Bearer {token}"
+        idempotent = method in {"GET", "HEAD"} or "Idempotency-Key" in all_headers
         attempt = 0
         while True:
             # The scheme was checked in __init__ (http or https only).
-            request = urllib.request.Request(url, data=payload, method=method, headers=headers)  # noqa: S310
+            request = urllib.request.Request(url, data=payload, method=method, headers=all_headers)  # noqa: S310
             try:
                 with self._opener.open(request, timeout=self.timeout) as response:
                     return _decode(response.read())
@@ -552,33 +584,33 @@ class Job:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def send(self, name: str, data: Mapping[str, Any] | None = None, /, **fields: Any) -> str:
+    def send(
+        self,
+        name: str,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> str:
         """Post an event with this handle's credential, follow the returned token, return the event id.
 
-        If the API refuses it as not allowed (409) while this handle's previous event is still queued,
-        the refusal reflects the state before that event: wait for it to be applied, then send again.
-        Raises what `Client.send_event` raises, and EventRejected when that previous event was rejected.
+        idempotency_key: see `Client.send_event` (sending the same key again is the same event).
+        Raises what `Client.send_event` raises.
         """
         merged = {**(data or {}), **fields} or None
-        try:
-            receipt = self._post(name, merged)
-        except EventNotAllowed:
-            pending = self._pending_event
-            if not pending:
-                raise
-            self._settle(pending)
-            receipt = self._post(name, merged)
+        receipt = self._post(name, merged, idempotency_key)
         event_id = str(receipt.get("event_id", ""))
         self.last_event_id = self._pending_event = event_id or None
         return event_id
 
-    def _post(self, name: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    def _post(self, name: str, data: dict[str, Any] | None, key: str | None = None) -> dict[str, Any]:
         admin_only = name in ADMIN_EVENTS
         with self._lock:
             own = self._token
         use = self.client.token if (admin_only and self.client.token) or not own else own
         try:
-            receipt = self.client.send_event(self.uuid, name, data, token=use)
+            receipt = self.client.send_event(self.uuid, name, data, token=use, idempotency_key=key)
         except Unauthorized:
             # Another thread's request may have rotated our token between our read and this request.
             with self._lock:
@@ -586,27 +618,15 @@ class Job:
             if use is not own or not newer or newer == own:
                 raise
             use = own = newer
-            receipt = self.client.send_event(self.uuid, name, data, token=use)
+            receipt = self.client.send_event(self.uuid, name, data, token=use, idempotency_key=key)
         with self._lock:
             if name in {"reset", "delete"}:
                 # Both revoke every job and callback token of the job.
                 self._token = None
-            elif use is own and own and receipt.get("token"):
+            elif use is own and own and receipt.get("token") and self._token == use:
+                # (a request that answered after another thread's newer token came back keeps that one)
                 self._token = receipt["token"]
         return receipt
-
-    def _settle(self, event_id: str) -> None:
-        """Wait until the event left the queue; raise EventRejected if the worker rejected it."""
-        event = self.client.wait_for_event(
-            self.uuid, event_id, timeout=self.client.chain_timeout, token=self._credential()
-        )
-        if self._pending_event == event_id:
-            self._pending_event = None
-        if (event.get("status") or event.get("outcome")) == "rejected":
-            reason = event.get("reason") or "no reason given"
-            raise EventRejected(
-                f"the {event.get('name', 'previous')} event was rejected: {reason}", event=event
-            )
 
     def run(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Job:
         self.send("run", data, **fields)
@@ -667,6 +687,11 @@ class Job:
         if keep_archive:
             fields["keep_archive"] = True
         self.send("reset", fields or None)
+        with self._lock:
+            # the reset revokes the callback token too; the new one is read with the job (as admin)
+            self._callback_url = None
+            if self._representation is not None:
+                self._representation.pop("callback_url", None)
         return self
 
     def ready(self) -> Job:
@@ -709,6 +734,11 @@ class Job:
         if not states:
             raise ValueError("wait_for needs at least one state")
         wanted = tuple(state.upper() for state in states)
+        unknown = [state for state in wanted if state not in STATES and state != DELETED]
+        if unknown:
+            raise ValueError(
+                f"no state {', '.join(map(repr, unknown))}; a job is in one of {', '.join(STATES)} (or {DELETED})"
+            )
         deadline = self.client._monotonic() + timeout
         delay = poll_interval if poll_interval is not None else self.client.poll_interval
         seen: str | None = self._representation.get("state") if self._representation else None

@@ -1,7 +1,8 @@
 """How pytest-xdist hands out this suite: a test file at a time (module-scoped local stacks and moto setups
 are built once per file), except the reliability folder, which goes as one unit (its modules share one
-local stack, a package fixture). Units go out in collection order, which tests/conftest.py sets under
-xdist: the longest first, so that none starts last and runs on alone.
+local stack, a package fixture), and the model-based test, whose modes (minutes each) go as units of
+their own, so that the cores share them. Units go out in collection order, which tests/conftest.py sets
+under xdist: the longest first, so that none starts last and runs on alone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 RELIABILITY = "tests/reliability/"
+MODEL = "tests/model/"
 
 
 class SuiteScheduling(LoadScopeScheduling):
@@ -22,4 +24,6 @@ class SuiteScheduling(LoadScopeScheduling):
     def _split_scope(self, nodeid: str) -> str:
         if nodeid.startswith(RELIABILITY):
             return RELIABILITY
+        if nodeid.startswith(MODEL):
+            return nodeid  # one mode of the model-based test
         return nodeid.split("::", 1)[0]

@@ -414,7 +414,10 @@ def test_an_event_not_allowed_after_the_queued_ones_is_409_not_a_broken_202(api:
     run = api.event(job.uuid, api.admin(), "run")
     # then it is refused now, against the state the cancel will leave the job in ...
     assert run.status == 409
-    assert run.body["error"]["message"] == "cannot run a job in CANCELED (where its 1 queued events will leave it)"
+    assert (
+        run.body["error"]["message"]
+        == "cannot run a job in CANCELED (where its 1 queued events will leave it)"
+    )
     # ... so every 202 is applied
     api.work()
     assert [(e["name"], e["outcome"]) for e in api.history(job)] == [("cancel", "applied")]

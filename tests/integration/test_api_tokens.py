@@ -242,7 +242,10 @@ def test_a_job_token_event_after_an_accepted_reset_is_refused_at_once(api: Api) 
     late = api.event(job.uuid, job.token, "update")
     # then it is refused now (409), not answered 202 and rejected later: the reset comes first
     assert late.status == 409
-    assert late.body["error"]["message"] == "cannot update a job in RESET (where its 1 queued events will leave it)"
+    assert (
+        late.body["error"]["message"]
+        == "cannot update a job in RESET (where its 1 queued events will leave it)"
+    )
     api.work()
     assert [e["name"] for e in api.history(job)] == ["run", "reset", "erased"]
 

@@ -206,50 +206,68 @@ def test_unauthorized_without_rotation_is_raised_and_not_retried(fake_api, fake_
     assert job.token == "pjt_old"
 
 
-def test_a_refusal_while_the_previous_event_is_queued_waits_for_it_then_sends_again(fake_api, fake_client):
-    # given: the API still sees CREATED while run is queued, so finish is refused once
-    not_allowed = {"error": {"code": "event_not_allowed", "message": "cannot finish a job in CREATED"}}
+def test_a_refusal_is_raised_at_once_without_waiting_for_the_queued_event(fake_api, fake_client):
+    # given: the API checks each event against the state the queued ones will leave (409 is final)
+    not_allowed = {"error": {"code": "event_not_allowed", "message": "cannot cancel a job in RUNNING"}}
     fake_api.route(
         "POST",
         EVENTS,
         lambda r: (
             (409, not_allowed)
-            if r.body["name"] == "finish" and len(fake_api.calls("GET", f"{EVENTS}/e-run")) < 2
-            else (202, {"event_id": f"e-{r.body['name']}", "token": "pjt_2"})
+            if r.body["name"] == "cancel"
+            else (202, {"event_id": "e-run", "token": "pjt_2"})
         ),
-    )
-    fake_api.route("GET", f"{EVENTS}/e-run", [(200, {"status": "queued"}), (200, {"status": "applied"})])
-    job = fake_client.job(UUID, token="pjt_1")
-    # when
-    job.run().finish()
-    # then
-    names = [(r.method, r.path.rsplit("/", 1)[-1], (r.body or {}).get("name")) for r in fake_api.requests]
-    assert names == [
-        ("POST", "events", "run"),
-        ("POST", "events", "finish"),
-        ("GET", "e-run", None),
-        ("GET", "e-run", None),
-        ("POST", "events", "finish"),
-    ]
-    assert job.last_event_id == "e-finish"
-
-
-def test_a_refusal_after_the_previous_event_was_rejected_raises_event_rejected(fake_api, fake_client):
-    # given
-    not_allowed = {"error": {"code": "event_not_allowed", "message": "cannot finish a job in CREATED"}}
-    fake_api.route(
-        "POST", EVENTS, lambda r: (202, {"event_id": "e1"}) if r.body["name"] == "run" else (409, not_allowed)
-    )
-    fake_api.route(
-        "GET",
-        f"{EVENTS}/e1",
-        200,
-        {"event_id": "e1", "name": "run", "status": "rejected", "reason": "token revoked"},
     )
     job = fake_client.job(UUID, token="pjt_1")
     # when / then
-    with pytest.raises(EventRejected, match="run event was rejected: token revoked"):
-        job.run().finish()
+    with pytest.raises(EventNotAllowed, match="cannot cancel a job in RUNNING"):
+        job.run().cancel()
+    assert [(r.method, (r.body or {}).get("name")) for r in fake_api.requests] == [
+        ("POST", "run"),
+        ("POST", "cancel"),
+    ]
+
+
+def test_an_idempotency_key_is_sent_and_its_post_retried_after_a_502(fake_api, fake_client):
+    # given an API that fails once behind its gateway
+    fake_api.route("POST", EVENTS, [(502, {"message": "Internal server error"}), (202, {"event_id": "e"})])
+    job = fake_client.job(UUID, token="pjt_1")
+    # when an event is sent with an Idempotency-Key
+    event_id = job.send("update", {"n": 1}, idempotency_key="update-1")
+    # then it was sent twice with the same key (the same event, applied once), and its id returned
+    sent = fake_api.calls("POST", EVENTS)
+    assert [r.headers.get("idempotency-key") for r in sent] == ["update-1", "update-1"]
+    assert [r.body for r in sent] == [{"name": "update", "data": {"n": 1}}] * 2
+    assert event_id == "e"
+
+
+def test_an_older_answer_never_replaces_a_newer_token(fake_api, fake_client):
+    # given a handle whose token another thread's request replaced while this request was in flight
+    job = fake_client.job(UUID, token="pjt_1")
+
+    def answer(request):
+        with job._lock:
+            job._token = "pjt_3"  # the other thread's answer arrived first
+        return 202, {"event_id": "e", "token": "pjt_2"}
+
+    fake_api.route("POST", EVENTS, answer)
+    # when this request's answer comes
+    job.update()
+    # then the handle keeps the newer token
+    assert job.token == "pjt_3"
+
+
+def test_wait_for_refuses_a_state_that_does_not_exist(fake_client):
+    job = fake_client.job(UUID, token="pjt_1")
+    with pytest.raises(ValueError, match="no state 'DONE'"):
+        job.wait_for("DONE", timeout=1)
+
+
+def test_the_sdk_knows_the_states_of_the_core() -> None:
+    from jobcore.states import State
+    from pipelinejobs.client import STATES
+
+    assert tuple(State) == STATES
 
 
 def test_a_refusal_with_nothing_queued_is_raised_at_once(fake_api, fake_client):
