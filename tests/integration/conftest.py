@@ -174,6 +174,13 @@ class Harness:
             if m["MessageId"] not in failed:
                 self.sqs.delete_message(QueueUrl=self.resources.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
+    def work_once(self, batch_size: int = 10) -> int:
+        """One batch: receive, invoke, delete what succeeded. Returns messages handled."""
+        messages = self.receive(batch_size)
+        if messages:
+            self.delete_succeeded(messages, self.invoke(messages))
+        return len(messages)
+
     def work(self, max_batches: int = 50, batch_size: int = 10) -> int:
         """Receive, invoke, delete what succeeded, until the queue is empty. Returns messages handled."""
         handled = 0
@@ -223,6 +230,7 @@ def harness(stack: StackResources, monkeypatch: pytest.MonkeyPatch) -> Harness:
         archive=S3ArchiveStore(s3),
         admin_keys=StaticAdminKeys(ADMIN_KEY),
         clock=clock,
+        sleep=clock.advance,
     )
     monkeypatch.setattr(worker_handler, "_deps", lambda: service)
     arn = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])["Attributes"][

@@ -755,6 +755,7 @@ class Scenario:
             archive=S3ArchiveStore(Faulty(w.s3, "s3", faults, number)),
             admin_keys=StaticAdminKeys(ADMIN_KEY),
             clock=self.clock,
+            sleep=lambda seconds: None,  # a wait for the event before is a requeue, not nominal time
         )
 
     # draining ----------------------------------------------------------------------------------------

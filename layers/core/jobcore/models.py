@@ -216,6 +216,8 @@ class QueueMessage(BaseModel):
     at: float | None = None
     ignore: bool = False
     mark: Annotated[str, StringConstraints(max_length=64)] | None = None
+    # how often the worker sent it back to wait for the event before it (not marked)
+    waits: Annotated[int, Field(ge=0, le=1000)] = 0
 
     @field_validator("uuid")
     @classmethod

@@ -25,6 +25,7 @@ Two kinds of message reach the worker:
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -80,6 +81,9 @@ _STATE_CACHE_SIZE: Final = 10_000
 _STATE_ORDER: Final = {state: i for i, state in enumerate(State)}
 _EFFECTS: Final = {"reset": Effect.REVOKE, "ready": Effect.NEXT_GENERATION, "delete": Effect.DELETE}
 REQUEUED: Final = "requeued"
+# Pauses before an accepted event goes back to wait for the one before it: 50 ms, doubling, at most 1 s.
+_FIRST_PAUSE: Final = 0.05
+_LONGEST_PAUSE: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,7 @@ class JobService:
         archive: ArchiveStore | None = None,
         admin_keys: AdminKeys | None = None,
         clock: Clock | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -139,6 +144,7 @@ class JobService:
         self.archive = archive
         self.admin_keys = admin_keys
         self.clock = clock or SystemClock()
+        self.sleep = sleep or time.sleep
         # Last known (state, generation) of recently seen jobs: a FIFO group is worked by one consumer
         # at a time, so this is almost always right, and a wrong guess costs one more write, not a bug.
         self._known: OrderedDict[str, tuple[State, int]] = OrderedDict()
@@ -407,10 +413,15 @@ class JobService:
         return self._apply(a.message, a.event, a.event_id, a.by, None, authorized=True)
 
     def _requeue(self, a: _Accepted) -> Result:
+        """Back to the end of its message group, behind the event it waits for (which no consumer can
+        have while this one holds the group). A pause first, growing with each wait, so that waiting
+        for an event that is lost is not a busy loop."""
         if self.queue is None:
             raise TransientError("no queue to wait on for the event before this one")
+        self.sleep(min(_FIRST_PAUSE * 2**a.message.waits, _LONGEST_PAUSE))
         now = self.clock.now()
-        self.queue.send(a.body, group_id=a.message.uuid, dedup_id=f"{a.event_id}:wait:{int(now * 1000)}")
+        body = {**a.body, "waits": a.message.waits + 1}
+        self.queue.send(body, group_id=a.message.uuid, dedup_id=f"{a.event_id}:wait:{int(now * 1000)}")
         return Result(
             REQUEUED, a.message.uuid, a.event.name, a.event_id, f"waiting for the events before {a.seq}"
         )
