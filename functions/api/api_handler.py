@@ -11,6 +11,7 @@ Nothing here logs the event, a header, the query string or a body: a token trave
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from functools import cache, lru_cache
 from http import HTTPStatus
@@ -553,7 +554,7 @@ def _not_text(error: UnicodeDecodeError) -> Response:
 
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
-    return _json(415, error_body("unsupported_media_type", "send the body as application/json"))
+    return _json(415, error_body("unsupported_media_type", _SEND_JSON))
 
 
 @app.exception_handler(TransientError)
@@ -572,7 +573,33 @@ def _unexpected(error: Exception) -> Response:
 
 @app.not_found
 def _no_route(error: Exception) -> Response:
-    return _json(404, error_body("not_found", "no such route"))
+    """404 for a path the API does not have; 405 (with Allow) for a method one of its paths does not
+    take. Every request reaches the function (template.yaml's `$default` route), so these answers have
+    the API's error shape, in AWS as locally."""
+    allowed = _methods_for(app.current_event.path)
+    if allowed:
+        message = f"{app.current_event.http_method} is not allowed here; use {', '.join(allowed)}"
+        return _json(405, error_body("method_not_allowed", message), headers={"Allow": ", ".join(allowed)})
+    return _json(404, error_body("not_found", "no such route; the API's routes are in /openapi.json"))
+
+
+@cache
+def _route_patterns() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """Each documented path as a regex, with its methods (from the OpenAPI document: built on the first
+    refused route only, an error path)."""
+    patterns = []
+    for path, item in (app.get_openapi_schema(**openapi_settings()).paths or {}).items():
+        methods = tuple(
+            m.upper() for m in ("get", "post", "put", "patch", "delete") if getattr(item, m, None)
+        )
+        regex = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "/?$"
+        patterns.append((re.compile(regex), methods))
+    patterns.append((re.compile("^/(openapi\\.json|docs)/?$"), ("GET",)))
+    return tuple(patterns)
+
+
+def _methods_for(path: str) -> list[str]:
+    return sorted({m for pattern, methods in _route_patterns() if pattern.match(path) for m in methods})
 
 
 def describe_validation(errors: Sequence[Any]) -> tuple[str, str]:
@@ -617,11 +644,36 @@ def _oversized(event: dict[str, Any]) -> dict[str, Any] | None:
     is_callback = str(event.get("rawPath") or "").rstrip("/").endswith("/callback")
     if size <= MAX_BODY_BYTES or is_callback:
         return None
-    message = f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}"
+    return _raw_error(413, "payload_too_large", f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+
+
+_SEND_JSON: Final = (
+    "send the body as JSON with Content-Type: application/json (curl: -H 'Content-Type: application/json')"
+)
+_JSON_TYPES: Final = re.compile(r"application/(json|[\w.+-]+\+json)\s*(;.*)?$", re.IGNORECASE)
+
+
+def _not_json(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 415 response for a body declared as anything but JSON (curl's `-d` sends a form), before
+    parsing: a form would otherwise be read as fields of JSON. Callbacks take any body."""
+    headers = event.get("headers") or {}
+    content_type = str(headers.get("content-type") or "").strip()
+    path = str(event.get("rawPath") or "").rstrip("/")
+    if (
+        not event.get("body")
+        or not content_type
+        or _JSON_TYPES.match(content_type)
+        or path.endswith("/callback")
+    ):
+        return None
+    return _raw_error(415, "unsupported_media_type", _SEND_JSON)
+
+
+def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
     return {
-        "statusCode": 413,
+        "statusCode": status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(error_body("payload_too_large", message)),
+        "body": json.dumps(error_body(code, message)),
         "isBase64Encoded": False,
     }
 
@@ -630,6 +682,6 @@ def _oversized(event: dict[str, Any]) -> dict[str, Any] | None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if str(event.get("rawPath") or "").rstrip("/").endswith(DOCS_PATH):
         _enable_docs()
-    response = _oversized(event) or app.resolve(event, context)
+    response = _oversized(event) or _not_json(event) or app.resolve(event, context)
     logger.info("request", route=event.get("routeKey"), status=response.get("statusCode"))
     return response

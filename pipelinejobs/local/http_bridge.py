@@ -7,9 +7,13 @@ The request becomes the event Lambda would get: `version` 2.0, the matched `rout
 (repeated ones joined by commas), `cookies`, `requestContext` (`http.method/path/protocol/sourceIp/
 userAgent`, `domainName` 127.0.0.1:<port>, `stage` $default, `requestId`, `time`, `timeEpoch`), and
 `body` with `isBase64Encoded` true unless the body is UTF-8 text of a textual (or absent) content type.
-A request no route matches gets API Gateway's own `404 {"message":"Not Found"}` without invoking the
-function; a function that raises or overruns its Timeout gives `500 {"message":"Internal Server Error"}`
-(API Gateway's answer, with the details only in the local log).
+A request no route matches gets a 404 without invoking the function (template.yaml's `$default` route
+sends every request to the API function, which answers 404 and 405 itself); a function that raises or
+overruns its Timeout gives a 500 (the details only in the local log). The bridge's own answers (also a
+body over Lambda's 6 MB invocation limit, 413) have the API's error shape, `{"error": {"code",
+"message"}}`, where AWS would answer `{"message": ...}`: in AWS a body over those limits is refused
+before any function of ours runs, in API Gateway's or Lambda's own shape (an HTTP API cannot change
+it). Bodies up to them reach the function, which refuses those over 256 KiB (413) itself.
 
 The response: a dict with `statusCode` is written with its `headers`, `cookies` (Set-Cookie) and
 `body` (base64-decoded when `isBase64Encoded`); any other value is sent as a 200 JSON document, as
@@ -44,6 +48,7 @@ from pipelinejobs.local.functions import FunctionPool, HttpRoute, match_route
 __all__ = ["HttpBridge", "request_event"]
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's invocation payload limit
+_MAX_DRAINED_BYTES = 64 * 1024 * 1024  # read and dropped from a body over it, so that the 413 arrives
 _TEXT_TYPES = (
     "text/",
     "application/json",
@@ -170,6 +175,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline(65537)
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
+            # read it (up to a bound) and drop it, so that the client, still sending, gets the 413
+            left = min(length, _MAX_DRAINED_BYTES)
+            while left > 0 and (chunk := self.rfile.read(min(left, 1 << 20))):
+                left -= len(chunk)
             return None
         return self.rfile.read(length) if length > 0 else b""
 
@@ -178,16 +187,16 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except ValueError:
-            return self._write(400, {"Content-Type": "application/json"}, b'{"message":"Bad Request"}')
+            return self._error(400, "invalid_request", "the request's body framing is not valid HTTP")
         if body is None:
             self.close_connection = True
-            return self._write(
-                413, {"Content-Type": "application/json"}, b'{"message":"Request Entity Too Large"}'
+            return self._error(
+                413, "payload_too_large", f"the body is over Lambda's limit of {MAX_REQUEST_BYTES} bytes"
             )
         path = urlsplit(self.path).path or "/"
         matched = match_route(bridge.routes, self.command, path)
         if matched is None:
-            return self._write(404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}')
+            return self._error(404, "not_found", "no such route")
         route, parameters = matched
         event = request_event(
             method=self.command,
@@ -204,8 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             invocation = bridge.function.invoke(event, timeout=_WAIT_FOR_INSTANCE)
         except queue.Empty:
-            return self._write(
-                503, {"Content-Type": "application/json"}, b'{"message":"Service Unavailable"}'
+            return self._error(
+                503, "unavailable", "every instance of the API function is busy; retry shortly"
             )
         if invocation.error is not None or invocation.timed_out:
             if invocation.error is not None:
@@ -218,12 +227,14 @@ class _Handler(BaseHTTPRequestHandler):
                 bridge.log(
                     f"{time.strftime('%H:%M:%S')} error     the API function overran its Timeout", "error"
                 )
-            return self._write(
-                500,
-                {"Content-Type": "application/json", "apigw-requestid": request_id},
-                b'{"message":"Internal Server Error"}',
+            return self._error(
+                500, "internal_error", "an internal error occurred", {"apigw-requestid": request_id}
             )
         return self._write_response(invocation.response, request_id)
+
+    def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> int:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        return self._write(status, {"Content-Type": "application/json", **(headers or {})}, body)
 
     def _write_response(self, response: Any, request_id: str) -> int:
         if not isinstance(response, dict) or "statusCode" not in response:

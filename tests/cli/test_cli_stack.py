@@ -176,3 +176,35 @@ def test_dlq_finds_the_local_stacks_queues_by_name(runner, aws_env):
     result = run(runner, "dlq", "list", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["queue_url"] == aws_env.resources.dead_letter_queue_url
+
+
+def test_reset_and_delete_wait_for_their_own_event_from_a_failure_state(runner, stack_env):
+    # given a FAILED job and a REJECTED one (states `wait_for` gives up on when they are not awaited)
+    pipeline = f"pipe-wait-{uuidlib.uuid4().hex[:8]}"
+    client = Client(stack_env.api_url, admin_key=stack_env.admin_key)
+    failed = client.create_job(pipeline, {"n": 1})
+    failed.fail().wait_for("FAILED", timeout=20)
+    rejected = client.create_job(pipeline, {"n": 2})
+    rejected.run().finish().validate().reject().wait_for("REJECTED", timeout=20)
+    # when the failed one is reset and the rejected one deleted, waiting
+    reset = run(runner, "jobs", "reset", "--state", "FAILED", "--pipeline", pipeline, "--wait", "--yes")
+    deleted = run(runner, "jobs", "delete", rejected.uuid, "--wait", "--yes")
+    # then both wait for their own event, not the state before it, and succeed
+    assert reset.exit_code == 0, reset.stdout + reset.stderr
+    assert "reached FAILED" not in reset.stdout
+    assert client.get_job(failed.uuid).state == "CREATED"
+    assert deleted.exit_code == 0, deleted.stdout + deleted.stderr
+    assert run(runner, "jobs", "show", rejected.uuid).exit_code == 4
+
+
+def test_jobs_token_shows_the_callback_url_and_issues_a_new_one(runner, stack_env):
+    client = Client(stack_env.api_url, admin_key=stack_env.admin_key)
+    job = client.create_job("pipe-cli", {"t": uuidlib.uuid4().hex})
+    shown = run(runner, "jobs", "token", job.uuid)
+    assert shown.exit_code == 0
+    assert f"callback_url: {job.callback_url}" in shown.stdout
+    assert "token:        pjt_" in shown.stdout
+    renewed = run(runner, "jobs", "token", job.uuid, "--new-callback-url", "--json")
+    new_url = json.loads(renewed.stdout)["callback_url"]
+    assert new_url.startswith(f"{stack_env.api_url}/jobs/{job.uuid}/callback?token=pjc_")
+    assert new_url != job.callback_url

@@ -147,12 +147,26 @@ def test_delete_keeps_the_archive_and_the_admin_history(api: Api, stack, s3) -> 
     assert [e["name"] for e in api.history(uuid)] == ["delete"]
 
 
-def test_unknown_route_gets_api_gateways_404_and_docs_are_served(api: Api) -> None:
-    # given / when a path no route of template.yaml matches, and the OpenAPI document
+def test_unknown_routes_and_methods_get_the_apis_error_shape_and_docs_are_served(api: Api) -> None:
+    # given / when a path the API does not have, a method a path does not take, a form body, a body
+    # over API Gateway's limit, and the OpenAPI document
+    uuid = api.create_job()["job"]["uuid"]
     missing = api.request("GET", "/nope")
+    wrong_method = api.request("PUT", f"/jobs/{uuid}")
+    deleted = api.request("DELETE", f"/jobs/{uuid}/events")
+    form = api.request(
+        "POST", f"/jobs/{uuid}/events", token=api.admin(), raw=b"name=run",
+        content_type="application/x-www-form-urlencoded",
+    )  # fmt: skip
+    huge = api.request("POST", f"/jobs/{uuid}/events", token=api.admin(), raw=b"x" * (20 * 1024 * 1024))
     document = api.request("GET", "/openapi.json")
-    # then API Gateway's own 404, and the document lists the template's routes
-    assert (missing.status, missing.body) == (404, {"message": "Not Found"})
+    # then every error has the {"error": ...} shape, 405 says what is allowed, and the document lists
+    # the template's routes
+    assert (missing.status, missing.body["error"]["code"]) == (404, "not_found")
+    assert (wrong_method.status, wrong_method.headers.get("allow")) == (405, "GET")
+    assert (deleted.status, deleted.headers.get("allow")) == (405, "GET, POST")
+    assert (form.status, form.body["error"]["code"]) == (415, "unsupported_media_type")
+    assert (huge.status, huge.body["error"]["code"]) == (413, "payload_too_large")
     assert document.status == 200 and "/jobs/{uuid}/callback" in document.body["paths"]
 
 

@@ -573,3 +573,51 @@ def test_importing_the_handler_creates_no_client() -> None:
     )
     # then neither boto3 nor PynamoDB is loaded: _deps() imports them on the first request
     assert output.stdout.strip() == "[]"
+
+
+# -- every error in the API's shape --------------------------------------------------------------------
+
+
+def test_a_method_a_route_does_not_take_is_405_with_allow(api: Api) -> None:
+    job = api.create()
+    for method, path, allow in (
+        ("PUT", f"/jobs/{job.uuid}", "GET"),
+        ("DELETE", f"/jobs/{job.uuid}/events", "GET, POST"),
+        ("GET", f"/jobs/{job.uuid}/token", "POST"),
+    ):
+        response = api.call(method, path, token=api.admin())
+        assert (response.status, response.error) == (405, "method_not_allowed")
+        assert response.headers["allow"] == allow
+
+
+def test_an_unknown_route_is_404_in_the_error_shape(api: Api) -> None:
+    response = api.call("GET", "/jobs/x/y/z", token=api.admin())
+    assert (response.status, response.error) == (404, "not_found")
+    assert "/openapi.json" in response.body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+def test_a_form_body_is_415_not_an_unknown_event(api: Api, content_type: str) -> None:
+    # curl -d 'name=run' sends a form
+    job = api.create()
+    response = api.call(
+        "POST",
+        f"/jobs/{job.uuid}/events",
+        token=job.token,
+        raw_body="name=run",
+        headers={"content-type": content_type},
+    )
+    assert (response.status, response.error) == (415, "unsupported_media_type")
+    assert "Content-Type: application/json" in response.body["error"]["message"]
+    assert api.queued() == []
+
+
+def test_json_with_a_charset_is_taken(api: Api) -> None:
+    job = api.create()
+    response = api.call(
+        "POST", f"/jobs/{job.uuid}/events", token=api.admin(), body={"name": "update"},
+        headers={"content-type": "application/json; charset=utf-8"},
+    )  # fmt: skip
+    assert response.status == 202, response.text

@@ -357,6 +357,8 @@ def test_template_routes_every_api_path_to_the_api_function(translated: dict[str
         ("POST", "/jobs/{uuid}/token"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
+        # and every other request, so that 404 and 405 come in the API's error shape
+        ("X-AMAZON-APIGATEWAY-ANY-METHOD", "$default"),
     }
     assert "CorsConfiguration" not in api["Properties"]
     assert "x-amazon-apigateway-cors" not in api["Properties"]["Body"]
