@@ -92,10 +92,11 @@ class Api:
         raw: bytes | None = None,
         content_type: str = "application/json",
         query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         url = self.stack.api_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        headers = {"Content-Type": content_type} if data is not None else {}
+        headers = ({"Content-Type": content_type} if data is not None else {}) | (headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http://127.0.0.1

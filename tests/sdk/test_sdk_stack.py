@@ -14,7 +14,6 @@ from pipelinejobs import (
     BadRequest,
     Client,
     EventNotAllowed,
-    EventRejected,
     Forbidden,
     JobExists,
     JobFailed,
@@ -119,21 +118,40 @@ def test_wait_for_raises_at_once_when_the_job_fails(admin_client: Client):
     assert failed.value.state == "FAILED"
 
 
-def test_an_event_overtaken_in_the_queue_is_rejected_or_refused(admin_client: Client):
-    # given: two events sent back to back; the API checks each against the state it sees
+def test_an_event_not_allowed_after_the_queued_one_is_refused_at_once(admin_client: Client):
+    # given run sent and not applied yet
     job = admin_client.create_job("pipe-sdk", {"sample": unique()})
     job.run()
+    # when cancel follows (allowed from CREATED only), then it is refused now, not a 202 rejected later
+    with pytest.raises(EventNotAllowed, match="cannot cancel a job in RUNNING"):
+        job.cancel()
+    assert job.wait_for("RUNNING", timeout=20).history()[-1]["outcome"] == "applied"
+
+
+def test_a_reset_handle_picks_up_the_new_callback_url(admin_client: Client):
+    # given a job and its callback URL
+    job = admin_client.create_job("pipe-sdk", {"sample": unique()})
+    old = job.callback_url
+    # when it is reset
+    job.reset().wait_for("CREATED", timeout=30)
+    # then the handle has the new callback URL, which works, and the old one does not
+    assert job.callback_url and job.callback_url != old
+    assert post_status(job.callback_url, "RUNNING") == 202
+    assert post_status(old, "RUNNING") == 401
+    job.wait_for("RUNNING", timeout=20)
+
+
+def post_status(callback_url: str, status: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{callback_url}&status={status}", data=b"{}", method="POST")  # noqa: S310
+    request.add_header("Content-Type", "application/json")
     try:
-        job.cancel()  # allowed from CREATED only
-    except EventNotAllowed:
-        # the worker applied run first: refused at once, nothing queued
-        assert job.refresh().state == "RUNNING"
-        return
-    # when / then: both accepted; the worker applies run, then must reject cancel
-    with pytest.raises(EventRejected) as rejected:
-        job.wait_for("CANCELED", timeout=20)
-    assert rejected.value.reason
-    assert job.refresh().state == "RUNNING"
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 def test_list_pages_through_every_match_newest_first(admin_client: Client):
