@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     job_kb, data_kb, history_kb = kb(m["job_bytes"]), kb(m["data_bytes"]), kb(m["history_bytes"])
     wru = (
         worker_ops.get("TransactWriteItems", 0) * (2 * job_kb + 2 * history_kb)  # apply: job + history
-        + api_ops.get("UpdateItem", 0) * job_kb  # token rotation
+        + api_ops.get("UpdateItem", 0) * job_kb  # the API's acceptance of each event, token rotations
         + api_ops.get("TransactWriteItems", 0) * (2 * job_kb + 2 * data_kb)  # create: job + data
     )
     rru = api_ops.get("GetItem", 0) * kb(m["job_bytes"], 4096)  # strongly consistent

@@ -21,6 +21,7 @@ from jobcore.tokens import (
     admin_token,
     admin_window,
     credential_kind,
+    grace_key,
     hash_token,
     is_admin_token,
     new_callback_token,
@@ -255,7 +256,7 @@ def test_rotated_gives_a_fresh_token_and_resets_uses_and_age() -> None:
     assert rotated.uses == 0
     assert rotated.issued_at == clock.now()
     assert rotated.callback_hash == state.callback_hash
-    assert rotated.grace == {hash_token(old): clock.now() + POLICY.grace_seconds}
+    assert rotated.grace == {grace_key(hash_token(old)): clock.now() + POLICY.grace_seconds}
     # and no token is stored in clear
     assert new not in repr(rotated)
     assert old not in repr(rotated)
@@ -324,8 +325,8 @@ def test_rotated_drops_expired_grace_entries() -> None:
     # when the job token rotates again
     _, state = rotate(state, clock)
     # then the expired entry is gone and only the just-rotated-out token is in grace
-    assert set(state.grace) == {hash_token(second)}
-    assert hash_token(first) not in state.grace
+    assert set(state.grace) == {grace_key(hash_token(second))}
+    assert grace_key(hash_token(first)) not in state.grace
 
 
 def test_rotated_from_revoked_state_adds_no_grace_entry() -> None:

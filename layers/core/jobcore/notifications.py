@@ -23,7 +23,7 @@ def state_change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
     if not (moved or deleted):
         return None
     return {
-        "uuid": new["uuid"],
+        "uuid": new.get("uuid") or str(new["pk"]).removeprefix("JOB#"),
         "pipeline_uuid": new["pipeline_uuid"],
         "event": new.get("last_event"),
         "event_id": new.get("last_event_id"),

@@ -88,6 +88,12 @@ def is_admin_token(token: str, key: str, now: float, lifetime: int = 3600) -> bo
     return current | previous
 
 
+def grace_key(token_hash: str) -> str:
+    """How a rotated-out token's hash is kept in the grace list: its first 132 bits, which identify it
+    as surely (a second token with the same prefix is a 2^132 search) and keep the job item small."""
+    return token_hash[:22]
+
+
 def same_hash(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and hmac.compare_digest(a, b)
 
@@ -114,7 +120,7 @@ class TokenState:
     token_hash: str | None
     issued_at: float
     uses: int = 0
-    # Hash of a rotated-out job token -> epoch seconds until which it is still accepted.
+    # grace_key of a rotated-out job token's hash -> epoch seconds until which it is still accepted.
     grace: Mapping[str, float] = field(default_factory=dict)
     callback_hash: str | None = None
 
@@ -127,7 +133,8 @@ class TokenState:
         if kind is Actor.CALLBACK:
             return Actor.CALLBACK if same_hash(hashed, self.callback_hash) else None
         current = same_hash(hashed, self.token_hash)
-        in_grace = any(same_hash(hashed, h) and until > now for h, until in self.grace.items())
+        key = grace_key(hashed)
+        in_grace = any(same_hash(key, h) and until > now for h, until in self.grace.items())
         return Actor.JOB if current or in_grace else None
 
     def live_grace(self, now: float) -> dict[str, float]:
@@ -149,7 +156,7 @@ class TokenState:
         `may_rotate` first."""
         grace = self.live_grace(now)
         if self.token_hash is not None:
-            grace[self.token_hash] = now + policy.grace_seconds
+            grace[grace_key(self.token_hash)] = now + policy.grace_seconds
         return TokenState(hash_token(fresh), now, 0, grace, self.callback_hash)
 
     def current_from(self, token: str, successor: Callable[[str], str], now: float) -> str | None:
