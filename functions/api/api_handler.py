@@ -75,15 +75,19 @@ ERROR_STATUS: Final = {
 
 class Resolver(APIGatewayHttpResolver):
     """Powertools' resolver, with a schema that documents the 400 this API answers to a request that
-    fails validation instead of the 422 Powertools would (the handler below maps it)."""
+    fails validation instead of the 422 Powertools would (the handler below maps it); a 422 of the
+    API's own (an Idempotency-Key reused) stays documented."""
 
     def get_openapi_schema(self, **kwargs: Any) -> Any:
         schema = super().get_openapi_schema(**kwargs)
         for item in (schema.paths or {}).values():
             for method in ("get", "post", "put", "patch", "delete"):
                 operation = getattr(item, method, None)
-                if operation is not None and operation.responses:
-                    operation.responses.pop(422, None)
+                if operation is None or not operation.responses:
+                    continue
+                validation = operation.responses.get(422)
+                if validation is not None and _description(validation) == "Validation Error":
+                    operation.responses.pop(422)
         if schema.components and schema.components.schemas:
             for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
                 schema.components.schemas.pop(name, None)
@@ -91,6 +95,12 @@ class Resolver(APIGatewayHttpResolver):
 
 
 # Bodies are strict JSON: NaN and Infinity are refused (SPEC section 5), so none is ever stored or served.
+def _description(response: Any) -> Any:
+    return (
+        response.get("description") if isinstance(response, dict) else getattr(response, "description", None)
+    )
+
+
 app = Resolver(enable_validation=True, json_body_deserializer=strict_json_loads)
 
 
@@ -399,7 +409,7 @@ def post_event(
     idempotency_key: Annotated[
         str | None,
         Header(
-            max_length=64,
+            pattern=r"^[A-Za-z0-9._~-]{1,64}$",
             description="up to 64 URL-safe characters; a retry with the same key is the same event",
         ),
     ] = None,

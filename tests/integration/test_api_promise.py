@@ -407,3 +407,21 @@ def test_a_reset_leaves_only_the_new_generations_timestamps(api: Api) -> None:
     assert (shown["state"], shown["generation"]) == ("CREATED", 2)
     assert not {"run_at", "finished_at", "reset_at"} & set(shown)
     assert shown["created_at"] == shown["state_entered_at"]
+
+
+def test_an_event_straight_on_the_queue_that_changes_nothing_is_applied_among_accepted_ones(
+    api: Api, held: HeldQueue
+) -> None:
+    # given a running job with an update accepted and queued behind a producer's run on the queue (run
+    # in RUNNING changes nothing), sent with no `expect` hint to a worker that has not seen the job
+    job = api.create()
+    api.send(job, "run")
+    api.harness.service._known.clear()
+    held.hold = True
+    update = api.event(job.uuid, job.token, "update")
+    direct = api.harness.send(job.uuid, "run", job.token)
+    held.release()
+    api.work()
+    # then both are applied: only a state change may not overtake what the API accepted
+    assert status(api, job.uuid, direct)["status"] == "applied"
+    assert status(api, job.uuid, update.body["event_id"])["status"] == "applied"

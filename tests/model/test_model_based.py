@@ -43,7 +43,7 @@ from typing import Any
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from jobcore.access import ApiService
@@ -989,6 +989,7 @@ def test_random_event_sequences_match_the_reference_model(world, mode, scenario_
     )
     @given(scenario=scenario_plans(mode))
     def scenario_matches_the_model(scenario: tuple[list[int], list[Round]]) -> None:
+        note(f"scenario: {scenario!r}")  # printed with a failing (shrunk) example
         # given an empty table, queue and archive, and a scenario of jobs, rounds and faults
         world.reset()
         run = Scenario(world, mode)

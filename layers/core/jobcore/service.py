@@ -493,7 +493,8 @@ class JobService:
             if job is None:
                 return Result("unrecorded", uuid, name, event_id, "no such job")
             self._remember(uuid, job.state, job.generation)
-            waits = changes and not overtakes
+            # whether it changes the state is a question of the state it finds, not of our guess
+            waits = ((row.target or job.state) != job.state or effect is not Effect.NONE) and not overtakes
             reason = self._refusal(job, row.sources, name, by, message.token, authorized, waits)
             if reason is not None:
                 ignored = by is Actor.CALLBACK and reason.startswith("cannot ")
