@@ -590,7 +590,8 @@ def _stale_token() -> Unauthorized:
 def _job_uuid(uuid: str) -> str:
     """The uuid of a path, lowercased. Raises JobNotFound for anything that is not a UUID."""
     if not is_uuid(uuid):
-        raise JobNotFound(f"no job {uuid[:64]!r}")
+        # (never quoted back: whatever was pasted in the path may be a credential)
+        raise JobNotFound("no job with this id: a job's id is a UUID")
     return uuid.lower()
 
 
