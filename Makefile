@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.12"*/bin/pytho
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: help install serve test unit integration e2e lint format typecheck validate bench build deploy clean
+.PHONY: help install serve test unit integration e2e lint format typecheck validate bench mutants build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ bench: install ## benchmarks: cost per event, cold start, throughput (a few minu
 	  if [ $$rc -eq 3 ]; then missed="$$missed $$b"; elif [ $$rc -ne 0 ]; then exit $$rc; fi; echo; done; \
 	  if [ -n "$$missed" ]; then echo "targets missed in:$$missed (see docs/PERFORMANCE.md)"; exit 3; fi; \
 	  echo "every target met"
+
+mutants: install ## break each guard on purpose, one at a time; the targeted tests must notice (minutes)
+	$(BIN)/python tests/mutation/mutants.py
 
 build: ## sam build (needs the AWS SAM CLI and Python 3.12 on PATH)
 	sam build

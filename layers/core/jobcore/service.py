@@ -597,12 +597,13 @@ class JobService:
     def _after_applied(
         self, uuid: str, name: str, event_id: str, data: dict[str, Any], generation: int
     ) -> None:
+        # (the parsed reset and delete events always carry these flags: jobcore.models)
         if name == "reset":
-            if data.get("keep_archive"):
+            if data["keep_archive"]:
                 self._complete_reset(uuid, event_id, generation, 0, None)
             else:
                 self._send_erase(uuid, "reset", event_id, generation, step=0)
-        elif name == "delete" and data.get("purge_archive"):
+        elif name == "delete" and data["purge_archive"]:
             self._send_erase(uuid, "purge", event_id, generation, step=0)
 
     def _send_erase(
