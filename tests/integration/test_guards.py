@@ -143,3 +143,73 @@ def test_an_accepted_event_whose_place_is_taken_is_not_applied_twice(harness) ->
         ("run", "RUNNING", "RUNNING"),
     ]
     assert harness.repo.get(uuid).applied_seq == 1
+
+
+def test_a_resets_completion_is_refused_once_another_reset_followed_it(harness, monkeypatch) -> None:
+    # given reset A, then reset B (the job RESET in the same generation), and A's completion about to
+    # be written on a read made before B (the race between the erasure's read and its write)
+    created = harness.create()
+    uuid = created.job.uuid
+    reset_a = harness.send(uuid, "reset", harness.admin())
+    harness.work_once()
+    harness.drop_queued()  # A's erasure step: handled below
+    stale = harness.repo.get(uuid)
+    harness.send(uuid, "reset", harness.admin())
+    harness.work_once()
+    harness.drop_queued()
+    monkeypatch.setattr(harness.service.repo, "get", lambda _uuid: stale)
+    step = harness.service.keyring().erase_signature(uuid, "keep", reset_a, 1)
+    harness.send_raw(
+        json.dumps({"internal": "erase", "uuid": uuid, "purpose": "keep", "event_id": reset_a, "generation": 1,
+                    "step": 1, "signature": step}),
+        group=uuid,
+    )  # fmt: skip
+    harness.work_once()
+    monkeypatch.undo()
+    # then the write's condition (the job's last event is still A) refused it: B's reset is pending
+    job = harness.repo.get(uuid)
+    assert (job.state, job.generation) == (State.RESET, 1)
+    assert harness.repo.event(uuid, f"{reset_a}:erased") is None
+
+
+def test_an_ignored_callback_waits_for_its_place_like_any_accepted_event(harness) -> None:
+    # given a finish accepted (place 1) and a late RUNNING callback accepted behind it (place 2, to be
+    # ignored), whose message reaches the queue first
+    created = harness.create()
+    uuid = created.job.uuid
+    harness.send(uuid, "run", harness.admin())
+    harness.work()
+    finish = marked_body(harness, uuid, "finish", seq=1, expect=("RUNNING", 1))
+    late = marked_body(harness, uuid, "run", seq=2, expect=("FINISHED", 1), by="callback", ignore=True)
+    harness.send_raw(json.dumps(late), group=uuid, dedup=late["event_id"])
+    harness.work_once()
+    # then the callback waits (it goes back to the queue), and is recorded in its place, after finish
+    assert harness.repo.event(uuid, late["event_id"]) is None
+    harness.send_raw(json.dumps(finish), group=uuid, dedup=finish["event_id"])
+    harness.work()
+    assert [(e["name"], e["outcome"]) for e in harness.history(uuid)][1:] == [
+        ("finish", "applied"),
+        ("run", "ignored"),
+    ]
+
+
+def test_an_accepted_event_arriving_after_its_place_was_given_up_and_a_reset_is_rejected(harness) -> None:
+    # given run accepted (place 1) and lost on its way, update (place 2) given up on it after the wait
+    created = harness.create()
+    uuid = created.job.uuid
+    lost = marked_body(harness, uuid, "run", seq=1, expect=("CREATED", 1))
+    after = marked_body(harness, uuid, "update", seq=2, expect=("RUNNING", 1))
+    harness.send_raw(json.dumps(after), group=uuid, dedup=after["event_id"])
+    harness.clock.advance(harness.service.settings.order_wait_seconds + 1)
+    harness.work()
+    assert harness.repo.get(uuid).applied_seq == 2
+    # and a reset straight on the queue since (CREATED again, generation 2)
+    harness.send(uuid, "reset", harness.admin(), {"keep_archive": True})
+    harness.work()
+    # when the lost run arrives after all
+    harness.send_raw(json.dumps(lost), group=uuid, dedup=lost["event_id"])
+    harness.work()
+    # then it is rejected as revoked, not applied to the new generation
+    entry = harness.repo.event(uuid, lost["event_id"])
+    assert (entry.outcome, entry.reason) == ("rejected", "the job was reset after this event was accepted")
+    assert harness.state(uuid) == "CREATED"

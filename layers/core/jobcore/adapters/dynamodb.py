@@ -609,7 +609,7 @@ class DynamoJobRepository:
         if c.outside_order and not c.overtakes:
             # a state change the API did not order waits until no accepted event is still queued:
             # each of those was promised against the state it would find
-            condition &= J.accepted_seq == J.applied_seq
+            condition &= J.accepted_seq <= J.applied_seq
 
         stamp = iso(c.now)
         generation = c.expected_generation + (1 if c.effect is Effect.NEXT_GENERATION else 0)
