@@ -174,6 +174,7 @@ class Figures:
     api_authorized: int = 0  # cases that got past the credential check
     queue_messages: Counter[str] = field(default_factory=Counter)  # by kind of message
     queue_outcomes: Counter[str] = field(default_factory=Counter)  # history outcomes of recorded messages
+    queue_seeds: tuple[int, int] | None = None  # (fixed, this run's)
     server_errors: int = 0
     jobs_checked: int = 0
     jobs_changed_by_rejected_input: int = 0
@@ -209,6 +210,12 @@ def summary_lines(f: Figures) -> list[str]:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(f.queue_messages.items()))
         outcomes = ", ".join(f"{kind} {n}" for kind, n in sorted(f.queue_outcomes.items()))
         write(f"queue fuzzing: {sum(f.queue_messages.values())} messages ({kinds}); recorded: {outcomes}")
+        if f.queue_seeds is not None:
+            fixed, rotating = f.queue_seeds
+            write(
+                f"queue fuzzing seeds: fixed {fixed}, this run's {rotating} "
+                f"(replay: PIPELINEJOBS_FUZZ_SEED={rotating} pytest tests/reliability -k malformed_messages)"
+            )
     if f.load is not None:
         load = f.load
         write(
