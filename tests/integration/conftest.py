@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from integration_helpers import ADMIN_KEY
 from moto import mock_aws
 
 from jobcore.adapters.dynamodb import DynamoJobRepository
@@ -27,7 +28,6 @@ from pipelinejobs.local.event_source import sqs_record
 from pipelinejobs.local.resources import StackResources, create_stack_resources
 
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN_KEY = "integration-admin-key"
 
 
 def metric_totals(out: str) -> dict[str, float]:

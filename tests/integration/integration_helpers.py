@@ -6,6 +6,10 @@ from typing import Any
 
 from jobcore.keyring import Keyring, acceptance_fields
 
+ADMIN_KEY = "integration-admin-key"
+"""The admin key the integration stack is built with (`conftest.py` uses it; test modules import it from
+here, since another folder's `conftest` may be the one `import conftest` finds)."""
+
 
 def marked_body(
     harness: Any,
@@ -23,8 +27,6 @@ def marked_body(
 ) -> dict[str, Any]:
     """A message as the API queues an event it accepted: its place `seq`, the state it expects, and the
     API's mark, made with the admin key (or with `key`, to forge one)."""
-    from conftest import ADMIN_KEY
-
     keyring = Keyring(key or ADMIN_KEY)
     event_id = event_id or keyring.event_id(uuid)
     at = harness.clock.now()

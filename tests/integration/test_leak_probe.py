@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import ADMIN_KEY
-from integration_helpers import marked_body
+from integration_helpers import ADMIN_KEY, marked_body
 
 from jobcore.tokens import grace_key, hash_token
 
