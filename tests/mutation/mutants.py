@@ -38,6 +38,7 @@ TARGETED = (
     "tests/integration/test_api_routes.py",
     "tests/integration/test_archive.py",
     "tests/integration/test_leak_probe.py",
+    "tests/model/test_model_based.py::test_scenarios_once_found_diverging_match_the_model",
 )
 
 
@@ -91,6 +92,9 @@ MUTANTS = (
            f"{CORE}/service.py",
            '        if name in ("reset", "delete"):\n            job = self.repo.get(uuid)',
            '        if False:\n            job = self.repo.get(uuid)'),
+    Mutant("redelivered-keep", "a redelivered reset completes ahead of events accepted after it",
+           f"{CORE}/service.py",
+           "and seq is not None and job.applied_seq > seq:", "and seq is not None and False:"),
     Mutant("mark-unchecked", "a message's acceptance mark taken without checking it", f"{CORE}/service.py",
            "        if not self.keyring().marked(fields, m.mark):", "        if False:"),
     Mutant("mark-rechecked", "accepted events' credentials checked again by the worker", f"{CORE}/service.py",

@@ -360,7 +360,7 @@ class JobService:
                     self._after_applied(uuid, name, a.event_id, data, generation)
                     return Result(Outcome.APPLIED, uuid, name, a.event_id, None, a.state, to_state)
             if conflict.duplicate:
-                return self._redelivered(uuid, name, a.event_id, data)
+                return self._redelivered(uuid, name, a.event_id, data, seq=seq)
             job = conflict.job
             if job is None:
                 return Result("unrecorded", uuid, name, a.event_id, "no such job")
@@ -532,13 +532,23 @@ class JobService:
             )
         return None
 
-    def _redelivered(self, uuid: str, name: str, event_id: str, data: dict[str, Any]) -> Result:
+    def _redelivered(
+        self, uuid: str, name: str, event_id: str, data: dict[str, Any], *, seq: int | None = None
+    ) -> Result:
         """Applied (or recorded) before: a redelivery. Follow-ups are idempotent; redo them in case the
-        first delivery died between its write and them (rare: worth a read)."""
+        first delivery died between its write and them (rare: worth a read).
+
+        A reset that keeps the archive completes at once only if nothing accepted after it was pending
+        when it was applied. Once an event accepted after it has been applied (`applied_seq` past the
+        reset's place `seq`), the first delivery found it pending and queued the completion behind it:
+        the redelivery queues the same step (SQS drops the copy) instead of completing ahead of it."""
         if name in ("reset", "delete"):
             job = self.repo.get(uuid)
             if job is not None and job.last_event_id == event_id:
-                self._after_applied(uuid, name, event_id, data, job.generation)
+                if name == "reset" and data["keep_archive"] and seq is not None and job.applied_seq > seq:
+                    self._send_erase(uuid, "keep", event_id, job.generation, step=1, since=self.clock.now())
+                else:
+                    self._after_applied(uuid, name, event_id, data, job.generation)
         return Result("duplicate", uuid, name, event_id, "already processed")
 
     def _new_callback(self, uuid: str) -> tuple[str, str]:
