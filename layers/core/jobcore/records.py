@@ -303,6 +303,9 @@ class InOrderRecord:
     seq: int
     after_seq: int
     now: float
+    # A refused state change the API had projected (a revoked producer key's): when nothing was
+    # accepted after it, the projection goes back to (state, generation), as the job still is.
+    projection: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

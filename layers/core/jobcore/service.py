@@ -392,7 +392,19 @@ class JobService:
                         a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, a.state, a.state,
                         a.generation, a.principal, KEY_REVOKED_AFTER,
                     )  # fmt: skip
-                    recorded = self.repo.record_in_order(InOrderRecord(uuid, entry, seq, after, now))
+                    # (no item back: the job's own condition held, so it is as accepted for)
+                    projection = (str(a.state), a.generation) if conflict.job is None else None
+                    record = InOrderRecord(uuid, entry, seq, after, now, projection)
+                    recorded = self.repo.record_in_order(record)
+                    if (
+                        recorded is not None
+                        and projection is not None
+                        and not recorded.duplicate
+                        and recorded.job is not None
+                        and recorded.job.applied_seq == after
+                    ):
+                        # events were accepted after it: they keep the projection they were accepted on
+                        recorded = self.repo.record_in_order(replace(record, projection=None))
                     if recorded is None:
                         return Result(
                             Outcome.REJECTED, uuid, name, a.event_id, KEY_REVOKED_AFTER, a.state, a.state
@@ -422,6 +434,11 @@ class JobService:
                 reason = f"an event accepted before it was lost, and the job is now in {job.state}"
             elif job.deleted:
                 reason = "the job was deleted after this event was accepted"
+            elif job.state is not State.RESET and job.generation == a.generation:
+                reason = (
+                    f"the job is in {job.state}, not {a.state}: an event accepted before this one was "
+                    "refused (its producer key was revoked)"
+                )
             else:
                 reason = "the job was reset after this event was accepted"
             entry = HistoryEntry(

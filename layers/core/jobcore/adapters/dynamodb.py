@@ -751,6 +751,12 @@ class DynamoJobRepository:
         J = self.JobItem
         condition = J.pk.exists() & (J.applied_seq == record.after_seq)  # its place is the next one
         actions = [J.applied_seq.set(record.seq)]
+        if record.projection is not None:
+            condition &= J.accepted_seq == record.seq  # nothing accepted after it, against the projection
+            actions += [
+                J.accepted_state.set(record.projection[0]),
+                J.accepted_generation.set(record.projection[1]),
+            ]
         return self._write_with_history(record.uuid, actions, condition, record.entry, record.now)
 
     def _write_with_history(
