@@ -388,9 +388,7 @@ def list_jobs(
     state: Annotated[State | None, Query()] = None,
     pipeline_uuid: Annotated[str | None, Query(max_length=128)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-    owner: Annotated[
-        str | None, Query(max_length=32, description="a producer key's id, or admin")
-    ] = None,
+    owner: Annotated[str | None, Query(max_length=32, description="a producer key's id, or admin")] = None,
     updated_after: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
     updated_before: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,

@@ -10,7 +10,6 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from test_api_tokens import aws_calls, dynamodb_calls
 
 from jobcore.tokens import KEY_REFUSED, KEY_REVOKED_AFTER, hash_token
@@ -194,7 +193,10 @@ def test_a_key_may_not_reset_ready_or_delete_its_own_job(api: Api) -> None:
     key = issue(api)
     uuid = created(api, key)
     # when it sends reset, ready and delete
-    answers = [api.event(uuid, key.key, name, data) for name, data in (("reset", {}), ("ready", None), ("delete", {}))]
+    answers = [
+        api.event(uuid, key.key, name, data)
+        for name, data in (("reset", {}), ("ready", None), ("delete", {}))
+    ]
     # then each is 403 and nothing is queued
     assert [a.status for a in answers] == [403, 403, 403]
     assert all("producer key may not send" in a.body["error"]["message"] for a in answers)

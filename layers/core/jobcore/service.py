@@ -467,7 +467,9 @@ class JobService:
             )
         if a.message.ignore:
             reason = f"cannot {a.event.name} a job in {job.state} (a late callback)"
-            return self._record_refusal(job, a.event_id, a.event.name, data, a.principal, reason, ignored=True)
+            return self._record_refusal(
+                job, a.event_id, a.event.name, data, a.principal, reason, ignored=True
+            )
         return self._apply(a.message, a.event, a.event_id, a.by, None, authorized=True, key_id=a.key_id)
 
     def _requeue(self, a: _Accepted) -> Result:
@@ -646,9 +648,7 @@ class JobService:
             outcome if recorded else "duplicate", job.uuid, name, event_id, reason, job.state, job.state
         )
 
-    def _reject(
-        self, uuid: str, event_id: str, name: Any, data: Any, reason: str, by: str | None
-    ) -> Result:
+    def _reject(self, uuid: str, event_id: str, name: Any, data: Any, reason: str, by: str | None) -> Result:
         job = self.repo.get(uuid)
         recorded_name = name if is_plain_name(name) else "(invalid)"
         if job is None:

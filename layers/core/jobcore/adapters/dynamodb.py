@@ -1009,8 +1009,7 @@ class DynamoJobRepository:
     def list_keys(self) -> list[ProducerKey]:
         try:
             return [
-                self._key(item)
-                for item in self.KeyItem.by_creation.query(ALL_KEYS, scan_index_forward=False)
+                self._key(item) for item in self.KeyItem.by_creation.query(ALL_KEYS, scan_index_forward=False)
             ]
         except QueryError as error:
             raise TransientError(f"listing keys failed: {error.cause_response_code}") from error
