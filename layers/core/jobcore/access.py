@@ -245,6 +245,7 @@ class ApiService:
             raise Forbidden("creating a job needs an admin token or a producer key")
         self._check_size(spec.data)
         created = self._creator.create_job(spec, owner_key=owner)
+        self._seen(created.job)  # (its place: what a key's first event is pinned to)
         url = callback_url(base_url, created.job.uuid, created.callback_token)
         return {
             "job": created.job.public(created.data, url),
