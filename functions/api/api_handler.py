@@ -172,6 +172,7 @@ class JobView(BaseModel):
     created_at: str
     updated_at: str
     state_entered_at: str
+    owner: str = Field("admin", description="who created it: a producer key's id, or admin")
     queued_events: int = Field(0, description="events accepted and not applied yet")
     allowed_events: list[str] = Field(
         description="events the caller's credential may send now: from the state the job will be in once "
@@ -278,7 +279,8 @@ def openapi_settings() -> dict[str, Any]:
         "version": API_VERSION,
         "description": (
             "Lifecycle of pipeline jobs. Credentials go in `Authorization: Bearer <token>`: the job token "
-            "(rotates: always use the `token` of the last response), an admin token, or a callback token. "
+            "(rotates: always use the `token` of the last response), an admin token, a callback token, or a "
+            "producer key (`pjk_...`, issued by an admin: creates jobs in its scope and drives its own). "
             'Errors are `{"error": {"code", "message"}}`.'
         ),
         "security_schemes": {
