@@ -10,6 +10,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from test_api_tokens import aws_calls, dynamodb_calls
 
 from jobcore.tokens import KEY_REFUSED, KEY_REVOKED_AFTER, hash_token
@@ -402,3 +403,86 @@ def test_an_event_with_a_key_costs_one_transaction_and_one_send(api: Api) -> Non
     assert dynamodb_calls(calls) == {"TransactWriteItems": 3}
     assert calls["sqs:SendMessage"] == 3
     assert sum(calls.values()) == 6
+
+
+def test_a_keys_events_interleaved_with_a_job_tokens_apply_in_the_order_accepted(api: Api) -> None:
+    # given a key's job, whose own job token also sends events (so this container's view of the job's
+    # place goes stale between the key's events)
+    key = issue(api)
+    response = create_with(api, key)
+    uuid, token = response.body["job"]["uuid"], response.body["token"]
+    # when key, token and key send events before the worker runs
+    first = api.event(uuid, key.key, "run")
+    second = api.event(uuid, token, "update", {"n": 2})
+    third = api.event(uuid, key.key, "update", {"n": 3})
+    api.work()
+    # then each was accepted, and applied in that order, each by its own principal
+    assert [r.status for r in (first, second, third)] == [202, 202, 202]
+    events = api.history(uuid)
+    assert [(e["name"], e["outcome"], e["by"]) for e in events] == [
+        ("run", "applied", f"key:{key.id}"),
+        ("update", "applied", "job"),
+        ("update", "applied", f"key:{key.id}"),
+    ]
+
+
+def test_events_accepted_after_a_revoked_keys_event_say_why_they_are_refused(api: Api) -> None:
+    # given a key's run and the job token's finish, accepted one after the other
+    key = issue(api)
+    response = create_with(api, key)
+    uuid, token = response.body["job"]["uuid"], response.body["token"]
+    assert api.event(uuid, key.key, "run").status == 202
+    assert api.event(uuid, token, "finish").status == 202
+    # when the key is revoked before the worker runs
+    api.call("DELETE", f"/keys/{key.id}", token=api.admin())
+    api.work()
+    # then the run is rejected for the revocation, and the finish, promised against RUNNING, for that
+    events = api.history(uuid)
+    assert [(e["name"], e["outcome"]) for e in events] == [("run", "rejected"), ("finish", "rejected")]
+    assert events[0]["reason"] == KEY_REVOKED_AFTER
+    assert "producer key was revoked" in events[1]["reason"]
+    assert api.get(uuid).body["state"] == "CREATED"
+
+
+def test_a_deleted_job_is_404_to_its_key(api: Api) -> None:
+    key = issue(api)
+    uuid = created(api, key)
+    api.event(uuid, api.admin(), "delete", {})
+    api.work()
+    assert api.get(uuid, key.key).status == 404
+    assert api.event(uuid, key.key, "update").status == 404
+    assert api.call("GET", f"/jobs/{uuid}/events", token=key.key).status == 404
+
+
+def test_a_key_in_the_query_string_is_no_credential(api: Api) -> None:
+    key = issue(api)
+    uuid = created(api, key)
+    job = api.call("GET", f"/jobs/{uuid}", query={"token": key.key})
+    callback = api.call("POST", f"/jobs/{uuid}/callback", query={"token": key.key, "status": "RUNNING"})
+    assert job.status == callback.status == 401
+    assert key.key not in job.text + callback.text
+
+
+def test_unknown_and_wrong_keys_both_compare_a_hash(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jobcore.access
+
+    # given the constant-time comparison, counted
+    compared: list[str] = []
+    original = jobcore.access.same_hash
+
+    def counting(a: str | None, b: str | None) -> bool:
+        compared.append(str(b))
+        return original(a, b)
+
+    monkeypatch.setattr(jobcore.access, "same_hash", counting)
+    key = issue(api)
+    uuid = created(api, key)
+    compared.clear()
+    # when an unknown id and a wrong secret are presented
+    unknown = "pjk_" + "Z" * 12 + key.key[16:]
+    wrong = key.key[:-1] + ("A" if key.key[-1] != "A" else "B")
+    api.get(uuid, unknown)
+    api.get(uuid, wrong)
+    # then each cost one comparison of hashes: the unknown one against a dummy
+    assert len(compared) == 2
+    assert compared[0] != compared[1]
