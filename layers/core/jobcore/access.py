@@ -126,9 +126,13 @@ def callback_url(base_url: str, uuid: str, callback_token: str) -> str:
 
 class ApiService:
     """The HTTP API's operations on the ports. Every method raises JobError subclasses for the caller's
-    mistakes (InvalidRequest, Unauthorized, Forbidden, JobNotFound, EventNotFound, JobExists,
-    EventNotAllowed, PayloadTooLarge, IdempotencyKeyReused, TooManyRotations) and TransientError when
-    the machinery fails.
+    mistakes (InvalidRequest, Unauthorized, Forbidden, JobNotFound, EventNotFound, KeyNotFound,
+    JobExists, EventNotAllowed, PayloadTooLarge, IdempotencyKeyReused, TooManyRotations) and
+    TransientError when the machinery fails.
+
+    A producer key (SPEC section 4 item 4) acts on the jobs it created (`owner`): another owner's job
+    is JobNotFound, exactly as an unknown one. An unknown, wrong, revoked or expired key is one
+    Unauthorized message.
 
     Accepting an event is ONE conditional write on the job item (JobRepository.accept), not a read: its
     condition is the guard (the credential; the event allowed from the state the job will be in once

@@ -16,10 +16,15 @@ Two kinds of message reach the worker:
   API requests whose sends crossed) goes back to the end of the queue, for at most
   `order_wait_seconds` after its acceptance; an event that never arrives in that time is given up,
   and, if it comes after all, is applied where the job then is, if it still can be.
+  An event accepted with a producer key is the one exception to "not checked again": its apply
+  carries a ConditionCheck that the key is not revoked (in the same transaction), and if it was
+  revoked after the acceptance the event is recorded rejected in its place, the job unchanged. Expiry
+  after the acceptance does not revoke a 202: it was known in advance; revocation is an explicit act.
 - **Sent straight to the queue** by a producer (SPEC section 6): checked in full, credential included.
-  A state change of that kind waits for no one, so it is applied only while no accepted event is still
-  queued (each of those was promised against the state it would find); reset and delete are the
-  exception, and revoke what is queued.
+  A producer key there is read and compared (constant time; not revoked or expired), the job must be
+  its own, and the apply carries the same ConditionCheck. A state change of that kind waits for no
+  one, so it is applied only while no accepted event is still queued (each of those was promised
+  against the state it would find); reset and delete are the exception, and revoke what is queued.
 """
 
 from __future__ import annotations
