@@ -486,3 +486,23 @@ def test_unknown_and_wrong_keys_both_compare_a_hash(api: Api, monkeypatch: pytes
     # then each cost one comparison of hashes: the unknown one against a dummy
     assert len(compared) == 2
     assert compared[0] != compared[1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"pipelines": ["p"]},
+        {"label": "x"},
+        {"label": "x", "pipelines": []},
+        {"label": " ", "pipelines": ["p"]},
+        {"label": "x", "pipelines": ["*", "p"]},
+        {"label": "x", "pipelines": ["p"], "expires_at": "next tuesday"},
+        {"label": "x", "pipelines": ["p"], "scope": "admin"},
+    ],
+)
+def test_a_malformed_key_request_is_400_and_issues_nothing(api: Api, body: dict[str, Any]) -> None:
+    before = len(api.call("GET", "/keys", token=api.admin()).body["keys"])
+    response = api.call("POST", "/keys", token=api.admin(), body=body)
+    assert response.status == 400, response.text
+    assert set(response.body) == {"error"}
+    assert len(api.call("GET", "/keys", token=api.admin()).body["keys"]) == before
