@@ -272,7 +272,9 @@ def setups() -> tuple[dict[str, dict[str, Any]], dict[str, Any], str]:
         "GetItem": {"Item": item},
         "UpdateItem": {"Attributes": item},  # the acceptance (ReturnValues ALL_OLD)
         # the admin key, which signs the acceptance's mark (read once per container, cached 5 minutes)
-        "GetParameter": {"Parameter": {"Name": "/stack/admin-key", "Type": "SecureString", "Value": "k" * 32}},
+        "GetParameter": {
+            "Parameter": {"Name": "/stack/admin-key", "Type": "SecureString", "Value": "k" * 32}
+        },
         "PutEvents": {"FailedEntryCount": 0, "Entries": [{"EventId": "ev-1"}]},
     }
     admin_key = ("ssm", "get_parameter", {"Name": "/stack/admin-key", "WithDecryption": True})
