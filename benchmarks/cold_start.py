@@ -182,7 +182,7 @@ print("COLD_START " + json.dumps(
 
 
 def _dynamo_job_item(now: float) -> dict[str, Any]:
-    """The job item a GetItem returns: RUNNING, its token fresh (no rotation due)."""
+    """The job item a GetItem (or the acceptance's UpdateItem) returns: RUNNING, its token fresh (no rotation due)."""
     sys.path[:0] = [str(ROOT / "layers/core")]
     from jobcore.tokens import hash_token
 
@@ -270,9 +270,27 @@ def setups() -> tuple[dict[str, dict[str, Any]], dict[str, Any], str]:
     responses = {
         "TransactWriteItems": {},
         "GetItem": {"Item": item},
+        "UpdateItem": {"Attributes": item},  # the acceptance (ReturnValues ALL_OLD)
+        # the admin key, which signs the acceptance's mark (read once per container, cached 5 minutes)
+        "GetParameter": {
+            "Parameter": {"Name": "/stack/admin-key", "Type": "SecureString", "Value": "k" * 32}
+        },
         "PutEvents": {"FailedEntryCount": 0, "Entries": [{"EventId": "ev-1"}]},
     }
-    get_item = ("dynamodb", "get_item", {"TableName": "jobs", "Key": key, "ConsistentRead": True})
+    admin_key = ("ssm", "get_parameter", {"Name": "/stack/admin-key", "WithDecryption": True})
+    accept = (
+        "dynamodb",
+        "update_item",
+        {
+            "TableName": "jobs",
+            "Key": key,
+            "UpdateExpression": "ADD #n :one",
+            "ConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#n": "acc_seq", "#s": "acc_state"},
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":s": {"S": "RUNNING"}},
+            "ReturnValues": "ALL_OLD",
+        },
+    )
     put_events = (
         "events",
         "put_events",
@@ -291,8 +309,8 @@ def setups() -> tuple[dict[str, dict[str, Any]], dict[str, Any], str]:
             "module": "api_handler",
             "init": "_deps",
             "event": api_event,
-            "bare_calls": [get_item, send],
-            "expected_calls": ["GetItem", "SendMessage"],
+            "bare_calls": [accept, admin_key, send],
+            "expected_calls": ["UpdateItem", "GetParameter", "SendMessage"],
             "expected_outcome": '"statusCode": 202',
         },
         "notifier": {

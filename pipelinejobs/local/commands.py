@@ -50,6 +50,13 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def wait_for_interrupt(poll: float = 0.5) -> None:
+    """Sleep until Ctrl-C (KeyboardInterrupt), in short naps: a signal delivered to another thread is
+    handled by the main thread only when it next runs, so one long sleep could ignore it for that long."""
+    while True:
+        time.sleep(poll)
+
+
 def _valid_until(lifetime: int) -> str:
     from jobcore.tokens import admin_window
 
@@ -120,8 +127,7 @@ def serve(
             raise typer.Exit(130) from None
         try:
             _print_banner(stack)
-            while True:
-                time.sleep(3600)
+            wait_for_interrupt()
         except KeyboardInterrupt:
             pass
         finally:
