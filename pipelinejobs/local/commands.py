@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -50,10 +50,11 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def wait_for_interrupt(poll: float = 0.5) -> None:
+def wait_for_interrupt(poll: float = 0.5, *, give_up: Callable[[], bool] = lambda: False) -> None:
     """Sleep until Ctrl-C (KeyboardInterrupt), in short naps: a signal delivered to another thread is
-    handled by the main thread only when it next runs, so one long sleep could ignore it for that long."""
-    while True:
+    handled by the main thread only when it next runs, so one long sleep could ignore it for that long.
+    (`give_up`: return instead once it is true; for tests.)"""
+    while not give_up():
         time.sleep(poll)
 
 
