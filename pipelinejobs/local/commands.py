@@ -35,7 +35,9 @@ def _err() -> Console:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (docker stop, systemd, kill) shuts down as cleanly as Ctrl-C."""
+    """SIGTERM (docker stop, systemd, kill) shuts down as cleanly as Ctrl-C; and SIGINT always does,
+    even when serve was started with it ignored (a script's background job, `cmd &`, inherits SIGINT
+    ignored, and Python then leaves it so)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -43,11 +45,12 @@ def _terminate_as_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def wait_for_interrupt(poll: float = 0.5, *, give_up: Callable[[], bool] = lambda: False) -> None:

@@ -40,6 +40,9 @@ def test_serve_then_demo_in_another_shell_then_ctrl_c(tmp_path: Path) -> None:
     # given `pipelinejobs serve` started as a user starts it (any free ports)
     serve = subprocess.Popen(  # noqa: S603 (our own script)
         [str(SCRIPT), "serve", "--port", "0"],
+        # with SIGINT ignored, as a script's background job (`pipelinejobs serve &`) inherits it: Ctrl-C
+        # (SIGINT) must stop serve all the same
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         cwd=ROOT,
         env=_environment(),
         stdout=subprocess.PIPE,
