@@ -52,6 +52,9 @@ COMMANDS = [
     ["jobs", "ready"],
     ["jobs", "reset"],
     ["jobs", "delete"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
     ["dlq", "list"],
     ["dlq", "redrive"],
 ]
