@@ -5,7 +5,11 @@ PIPELINEJOBS_KEY (which credential wins, and what the errors then say to do)."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -403,3 +407,39 @@ def test_help_never_shows_an_exported_key(runner, monkeypatch):
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "--api-key" in result.stdout and "PIPELINEJOBS_KEY" in result.stdout
     assert SECRET not in result.output
+
+
+# -- the docs -------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTED = re.compile(r"^(pipelinejobs .+?)(?:\s+#.*)?$|`(pipelinejobs [^`\n]+)`", re.MULTILINE)
+
+
+def documented_commands() -> list[str]:
+    found = []
+    for doc in ("README.md", "docs/KEYS.md"):
+        for line, inline in DOCUMENTED.findall((ROOT / doc).read_text()):
+            found.append(re.split(r"\s+(?:\||\\$)", line or inline)[0])
+    return found
+
+
+def test_every_command_the_docs_show_exists_with_its_options():
+    # given every `pipelinejobs …` command line of the README and docs/KEYS.md
+    import typer.main
+
+    commands = documented_commands()
+    assert any(c.startswith("pipelinejobs keys create") for c in commands)
+    for line in commands:
+        command: Any = typer.main.get_command(app)
+        words = shlex.split(line)[1:]
+        while words:
+            word = words.pop(0)
+            if word.startswith("-"):
+                # then each option is one the command (or the root) has
+                option = next((p for p in command.params if word.split("=")[0] in p.opts), None)
+                assert option is not None, f"{line!r}: {command.name} has no option {word}"
+                if not option.is_flag and "=" not in word and words:
+                    words.pop(0)
+            elif hasattr(command, "commands"):
+                assert word in command.commands, f"{line!r}: no command {word}"
+                command = command.commands[word]
