@@ -2,7 +2,7 @@
 
     from pipelinejobs import Client
 
-    client = Client()                       # PIPELINEJOBS_URL, PIPELINEJOBS_TOKEN / PIPELINEJOBS_ADMIN_KEY
+    client = Client()                       # PIPELINEJOBS_URL; PIPELINEJOBS_KEY, or PIPELINEJOBS_TOKEN / _ADMIN_KEY
     job = client.create_job("pipe-1", {"sample": "S1"}, tags=["nightly"])
     job.run({"host": "node-7"}).update(progress=0.5).finish()
     job.wait_for("FINISHED", timeout=30)    # events are applied asynchronously by the queue worker
