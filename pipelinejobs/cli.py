@@ -653,7 +653,7 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
     table.add_column("UUID", no_wrap=True, min_width=36)
     table.add_column("STATE", no_wrap=True, min_width=widest("state", "STATE"))
     table.add_column("GEN", justify="right", no_wrap=True, min_width=3)
-    table.add_column("PIPELINE", overflow="fold", min_width=6)
+    table.add_column("PIPELINE", overflow="ellipsis", min_width=6)  # whole in `jobs show`
     for key in optional:
         table.add_column(key.upper(), overflow="fold")
     table.add_column("UPDATED (UTC)", no_wrap=True, min_width=len(rows[0]["updated"]) if rows else 13)
@@ -771,32 +771,62 @@ def jobs_history(
     if not events:
         _err().print("No events yet.")
         return
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("AT (UTC)", no_wrap=True)
+    table = _history_table(events, _out().width)
+    _out().print(table)
+
+
+def _history_table(events: list[dict[str, Any]], width: int) -> Table:
+    """One row per event. On a terminal narrower than the whole table (80 columns), the principal and
+    the states stay whole and the reason keeps room to be read: a day shared by every event moves into
+    the title (the time column keeps the time), a generation shared by every event too, and a
+    transition shows only the state it led to (`→ RUNNING`)."""
+    times = [_short_time(event.get("at")) for event in events]
+    days = {time.split(" ")[0] for time in times}
+    generations = {str(event.get("generation", "")) for event in events}
+    narrow = width < 110
+    same_day = len(days) == 1 and narrow
+    show_generation = not (narrow and len(generations) == 1)
+    title = []
+    if same_day:
+        title.append(f"{next(iter(days))} (UTC)")
+    if not show_generation:
+        title.append(f"generation {next(iter(generations))}")
+    table = Table(
+        title=", ".join(title) or None,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=not narrow,
+        padding=(0, 1, 0, 0) if narrow else (0, 1),
+    )
+    table.add_column("AT" if same_day else "AT (UTC)", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
     table.add_column("OUTCOME", no_wrap=True)
-    table.add_column("TRANSITION", no_wrap=True)
-    table.add_column("GEN", justify="right")
-    table.add_column("BY")
-    table.add_column("REASON / DATA", overflow="fold")
-    for event in events:
+    table.add_column("STATE" if narrow else "TRANSITION", no_wrap=True)
+    if show_generation:
+        table.add_column("GEN", justify="right", no_wrap=True)
+    table.add_column("BY", no_wrap=True)
+    table.add_column("REASON / DATA", overflow="fold", min_width=12)
+    for event, at in zip(events, times, strict=True):
         outcome = str(event.get("outcome") or event.get("status") or "")
         style = OUTCOME_STYLES.get(outcome, "")
         source, target = event.get("from_state"), event.get("to_state")
-        transition = (
-            f"{source or '-'} → {target or '-'}" if target and target != source else str(source or "-")
-        )
+        if target and target != source:
+            transition = f"→ {target}" if narrow else f"{source or '-'} → {target}"
+        else:
+            transition = str(source or "-")
         detail = event.get("reason") or (json.dumps(event["data"]) if event.get("data") else "")
-        table.add_row(
-            _short_time(event.get("at")),
+        cells = [
+            at.split(" ", 1)[-1] if same_day else at,
             escape(str(event.get("name"))),
             f"[{style}]{escape(outcome)}[/{style}]" if style else escape(outcome),
             escape(transition),
-            str(event.get("generation", "")),
+            *([str(event.get("generation", ""))] if show_generation else []),
             escape(str(event.get("by") or "")),
             escape(str(detail)),
-        )
-    _out().print(table)
+        ]
+        table.add_row(*cells)
+    return table
 
 
 # ------------------------------------------------------------------------------------------------
