@@ -205,7 +205,7 @@ class Figures:
     key_guesses: Counter[str] = field(default_factory=Counter)  # unknown id / wrong secret
     key_routes_profiled: int = 0  # routes where both kinds of guess were shown to do the same work
     api_key_cases: Counter[str] = field(default_factory=Counter)  # fuzzed cases per kind of producer key
-    api_key_refused: Counter[str] = field(default_factory=Counter)  # ... answered 4xx
+    api_key_refused: Counter[str] = field(default_factory=Counter)  # ... answered 4xx (refused or invalid)
     secrets: int = 0
     producer_keys: int = 0
     texts_scanned: Counter[str] = field(default_factory=Counter)
@@ -252,7 +252,7 @@ def summary_lines(f: Figures) -> list[str]:
         )
     if f.api_key_cases:
         kinds = ", ".join(
-            f"{kind} {n} ({f.api_key_refused[kind]} refused)" for kind, n in sorted(f.api_key_cases.items())
+            f"{kind} {n} ({f.api_key_refused[kind]} 4xx)" for kind, n in sorted(f.api_key_cases.items())
         )
         write(f"API fuzzing with producer keys: {sum(f.api_key_cases.values())} cases: {kinds}")
     if f.security_cases:

@@ -113,17 +113,19 @@ def jobs(api: RecordingApi) -> FuzzJobs:
         api, ("CREATED", "RUNNING", "VALIDATING", "CREATED", "FINISHED"), "fuzz"
     )
     key, other_key, revoked = (api.issue_key(["*"], label=f"fuzz {n}") for n in ("key", "other", "revoked"))
-    keys_live, keys_witness = make_sentinels(api, ("RUNNING", "RUNNING"), "fuzz key", key=key["key"])
+    *keys_live, keys_witness = make_sentinels(
+        api, ("CREATED", "RUNNING", "RUNNING"), "fuzz key", key=key["key"]
+    )
     (revokeds,) = make_sentinels(api, ("RUNNING",), "fuzz revoked key", key=revoked["key"])
     assert api.request("DELETE", f"/keys/{revoked['id']}", token=api.admin()).status == 200
     return FuzzJobs(
-        [*live, keys_live],
+        [*live, *keys_live],
         [created, finished, keys_witness, revokeds],
         key["key"],
         other_key["key"],
         revoked["key"],
         revoked["id"],
-        {keys_live.uuid, keys_witness.uuid},
+        {job.uuid for job in (*keys_live, keys_witness)},
     )
 
 

@@ -179,7 +179,15 @@ def _key_routes(
     ]
 
 
-@pytest.mark.parametrize("how", ["expired", "revoked", "unknown id", "wrong secret"])
+REFUSED_KEYS = {  # how a key is refused: the attack's name in the figures
+    "expired": "expired key",
+    "revoked": "revoked key",
+    "unknown id": "unknown key id",
+    "wrong secret": "wrong key secret",
+}
+
+
+@pytest.mark.parametrize("how", sorted(REFUSED_KEYS))
 def test_a_refused_key_opens_no_route_and_changes_nothing(
     api: RecordingApi, figures: Figures, how: str
 ) -> None:
@@ -200,7 +208,7 @@ def test_a_refused_key_opens_no_route_and_changes_nothing(
     # and is used on every route a key may use
     bodies = []
     for method, path, kwargs in _key_routes(job.uuid, event_id, issued["id"], "keys-refused"):
-        response = _attack(api, figures, f"{how} key", method, path, token=credential, **kwargs)
+        response = _attack(api, figures, REFUSED_KEYS[how], method, path, token=credential, **kwargs)
         _refused(response, 401, "unauthorized")
         bodies.append(response.body)
     # then every answer is the one 401 (which part was wrong is never said), and nothing changed
