@@ -34,12 +34,13 @@ worker's reasons never do, SPEC section 2) or a query string.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import functools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from pipelinejobs.local.functions import DEFAULT_REGION, FunctionPool, Invocation
@@ -265,6 +266,17 @@ class SqsEventSource:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No batch is received while the block runs, as if the mapping were disabled for a while; a
+        batch in flight is settled before the block starts. Messages sent meanwhile wait on the queue
+        (for a test of what the worker does with events accepted before something changed)."""
+        with self._receive_lock:  # what every receive takes first
+            with self._settled:
+                while self._in_flight > 0:
+                    self._settled.wait()
+            yield
 
     @property
     def busy(self) -> bool:

@@ -24,7 +24,8 @@ instance at a time, like a Lambda execution environment), so handlers that keep 
 module-level object (Powertools' resolver keeps `current_event`) never see another request's event.
 
 Nothing is logged but method, path, status and duration: never a query string (callback URLs carry
-their token there), a header or a body.
+their token there), a header, a body, or a path segment long enough to be a credential pasted into the
+URL (`/jobs/<a key>` is logged `/jobs/(not shown)`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ _TEXT_TYPES = (
     "application/javascript",
 )
 _WAIT_FOR_INSTANCE = 60.0
+# The longest path segment a log line shows: a job's uuid has 36 characters and an event id 39, while a
+# credential has at least 43 (a hash, a producer key's secret; a job token 47, a key 60).
+_SHOWN_SEGMENT = 40
 
 EventLog = Callable[[str, str], None]
 
@@ -140,6 +144,13 @@ def request_event(
     return event
 
 
+def logged_path(target: str) -> str:
+    """A request's path as the log shows it: never the query string (it may hold a token), nor a
+    segment that could be a credential pasted into the path."""
+    segments = urlsplit(target).path.split("/")
+    return "/".join(s if len(s) <= _SHOWN_SEGMENT else "(not shown)" for s in segments)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "pipelinejobs-local"
@@ -149,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         status = self._respond()
         bridge = self.server.bridge
-        path = urlsplit(self.path).path  # never the query string: it may hold a token
+        path = logged_path(self.path)
         bridge.log(
             f"{time.strftime('%H:%M:%S')} {self.command:<6} {path} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)",
             "http",

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -660,6 +660,15 @@ class LocalStack:
         if resources is None:
             return 3600
         return int(resources.environment().get("ADMIN_TOKEN_LIFETIME") or 3600)
+
+    @contextlib.contextmanager
+    def worker_held(self) -> Iterator[None]:
+        """The worker receives nothing while the block runs (a batch it is working on is finished first):
+        events accepted meanwhile wait on the queue, as behind a slow or throttled worker. Not against AWS."""
+        if self._sqs_source is None:
+            raise LocalStackError("the worker runs here only on the emulated stack")
+        with self._sqs_source.held():
+            yield
 
     def drain(self, timeout: float = 30) -> None:
         """Wait until the queue is empty with nothing in flight, and the stream's notifications are sent.

@@ -442,6 +442,11 @@ def test_events_accepted_after_a_revoked_keys_event_say_why_they_are_refused(api
     assert events[0]["reason"] == KEY_REVOKED_AFTER
     assert "producer key was revoked" in events[1]["reason"]
     assert api.get(uuid).body["state"] == "CREATED"
+    # and the job goes on from the state it is in (the last refusal put the projection back to it)
+    again = api.event(uuid, api.admin(), "run")
+    api.work()
+    assert again.status == 202, again.text
+    assert api.get(uuid).body["state"] == "RUNNING"
 
 
 def test_a_deleted_job_is_404_to_its_key(api: Api) -> None:

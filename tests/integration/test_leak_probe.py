@@ -4,6 +4,11 @@ field, the body, the queue message), and none of those credentials -- nor their 
 key -- may appear in any log record of any logger, any line on stdout or stderr (Powertools' JSON logs,
 EMF metrics), any history entry or any error body.
 
+Producer keys (issue 10) take the same paths and their own: out of scope (a key hidden in the pipeline
+id too), another owner's job, revoked (at the API, and an event accepted before the revocation, at the
+worker), expired, guessed, sent with an admin's event or to /keys, in a query string, as a name or a
+value; each key, its secret part and the hash the table holds for it are looked for.
+
 Records are captured on the root logger and on every logger there is (third-party ones at the levels they
 run with; the project's own at DEBUG, so that a leak at any level shows), not from stdout alone.
 """
@@ -18,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from integration_helpers import ADMIN_KEY, marked_body
 
-from jobcore.tokens import grace_key, hash_token
+from jobcore.tokens import KEY_REVOKED_AFTER, grace_key, hash_token
 
 if TYPE_CHECKING:
     from api_fixtures import Api, CreatedJob
@@ -175,22 +180,126 @@ def test_no_credential_leaks_from_any_refusal_or_error_path(api: Api, records: R
     api.work()
 
     # then no credential, hash or key is anywhere the system writes to
+    places = _places(probe, records, capsys, (a.uuid, b.uuid, revoked.uuid))
+    assert len(records.texts) > 20 and len(places["a history entry"]) >= 15 and len(probe.errors) >= 28
+    assert _leaks(probe, places) == [], [
+        e for e in probe.errors if any(s in e for s in probe.secrets.values())
+    ]
+
+
+def _places(probe: Probe, records: Records, capsys: Any, jobs: tuple[str, ...]) -> dict[str, list[str]]:
+    """Everything the system wrote that a caller or an operator could read."""
     out = capsys.readouterr()
-    places = {
+    admin = probe.api.admin()
+    return {
         "a log record": records.texts,
         "stdout (logs, metrics)": out.out.splitlines(),
         "stderr": out.err.splitlines(),
-        "a history entry": [
-            json.dumps(entry) for job in (a, b, revoked) for entry in api.history(job.uuid, token=admin)
-        ],
+        "a history entry": [json.dumps(e) for uuid in jobs for e in probe.api.history(uuid, token=admin)],
         "an error body": probe.errors,
     }
-    assert len(records.texts) > 20 and len(places["a history entry"]) >= 15 and len(probe.errors) >= 28
-    leaks = [
+
+
+def _leaks(probe: Probe, places: dict[str, list[str]]) -> list[str]:
+    return [
         f"{name} in {where}"
         for where, texts in places.items()
         for text in texts
         for name, secret in probe.secrets.items()
         if secret in text
     ]
-    assert leaks == [], [e for e in probe.errors if any(s in e for s in probe.secrets.values())]
+
+
+def test_no_producer_key_leaks_from_any_refusal_or_error_path(api: Api, records: Records, capsys) -> None:
+    # given keys A and B with a job each, a key revoked after one of its events was accepted, a key that
+    # has expired, and an admin's job; every key, its secret and the hash the table holds are known
+    probe = Probe(api)
+    admin = api.admin()
+    issued = {
+        name: api.call("POST", "/keys", token=admin, body=body).body
+        for name, body in (
+            ("key A", {"label": "a", "pipelines": ["pipeline-1"]}),
+            ("key B", {"label": "b", "pipelines": ["*"]}),
+            ("revoked key", {"label": "r", "pipelines": ["*"]}),
+            ("expired key", {"label": "e", "pipelines": ["*"], "expires_at": api.clock.now() + 60}),
+        )
+    }
+    for name, body in issued.items():
+        probe.know(name, body["key"])
+        probe.secrets[f"secret of {name}"] = body["key"].split("_", 2)[2]
+        probe.secrets[f"stored hash of {name}"] = api.harness.repo.get_key(body["id"]).key_hash
+    ka, kb, kr, ke = (issued[name]["key"] for name in ("key A", "key B", "revoked key", "expired key"))
+
+    def job_of(key: str) -> str:
+        spec = {"pipeline_uuid": "pipeline-1", "data": {"n": key[4:16]}}
+        return str(api.call("POST", "/jobs", token=key, body=spec).body["job"]["uuid"])
+
+    mine, theirs, revoked_job, expired_job = job_of(ka), job_of(kb), job_of(kr), job_of(ke)
+    accepted = probe.call("POST", f"/jobs/{revoked_job}/events", token=kr, body={"name": "run"})
+    assert accepted == 202  # ... and then revoked, before the worker gets to it
+    assert probe.call("DELETE", f"/keys/{issued['revoked key']['id']}", token=admin) == 200
+    api.clock.advance(61)
+    admins = probe.a
+    wrong = ka[:-4] + ("AAAA" if not ka.endswith("AAAA") else "BBBB")
+    unknown = "pjk_" + "Z" * 12 + ka[16:]
+    for name, credential in (("a wrong key", wrong), ("an unknown key", unknown)):
+        probe.know(name, credential)
+    hidden = "x" + kb  # a key hidden in a pipeline id
+
+    # -- the API ---------------------------------------------------------------------------------------
+    statuses = [
+        probe.call("POST", "/jobs", token=ka, body={"pipeline_uuid": "pipeline-9", "data": {}}),  # out of scope
+        probe.call("POST", "/jobs", token=ka, body={"pipeline_uuid": hidden, "data": {}}),
+        probe.call("POST", "/jobs", token=ka, body={"pipeline_uuid": kb.split("_", 2)[2], "data": {}}),
+        probe.call("GET", f"/jobs/{theirs}", token=ka),  # another owner's job
+        probe.call("POST", f"/jobs/{theirs}/events", token=ka, body={"name": "run"}),
+        probe.call("GET", f"/jobs/{theirs}/events", token=ka),
+        probe.call("POST", f"/jobs/{theirs}/token", token=ka),
+        probe.call("GET", f"/jobs/{admins.uuid}", token=ka),  # an admin's job
+        probe.call("GET", "/jobs", token=ka, query={"owner": issued["key B"]["id"]}),
+        probe.call("GET", f"/jobs/{revoked_job}", token=kr),  # revoked
+        probe.call("POST", f"/jobs/{revoked_job}/events", token=kr, body={"name": "update"}),
+        probe.call("POST", "/jobs", token=kr, body={"pipeline_uuid": "pipeline-1", "data": {}}),
+        probe.call("GET", f"/jobs/{expired_job}", token=ke),  # expired
+        probe.call("POST", f"/jobs/{expired_job}/events", token=ke, body={"name": "run"}),
+        probe.call("GET", f"/jobs/{mine}", token=wrong),  # guessed
+        probe.call("GET", f"/jobs/{mine}", token=unknown),
+        probe.call("POST", f"/jobs/{mine}/events", token=unknown, body={"name": "run"}),
+        probe.call("POST", f"/jobs/{mine}/events", token=ka, body={"name": "reset", "data": {}}),  # admin's
+        probe.call("POST", f"/jobs/{mine}/events", token=ka, body={"name": "delete", "data": {}}),
+        probe.call("POST", "/keys", token=ka, body={"label": "x", "pipelines": ["*"]}),  # /keys
+        probe.call("GET", "/keys", token=ka),
+        probe.call("DELETE", f"/keys/{issued['key A']['id']}", token=ka),
+        probe.call("DELETE", f"/keys/{ka}", token=admin),
+        probe.call("GET", f"/jobs/{mine}", query={"token": ka}),  # in a query string
+        probe.call("POST", f"/jobs/{mine}/callback", query={"token": ka, "status": "RUNNING"}),
+        probe.call("POST", f"/jobs/{mine}/events", token=ka, body={"name": ka}),  # as a name
+        probe.call("POST", f"/jobs/{mine}/events", token=ka, body={"name": "run", ka: 1}),
+        probe.call("POST", f"/jobs/{mine}/events", token=ka, body={"name": "run", "data": ka}),
+        probe.call("GET", "/jobs", token=admin, query={"owner": ka}),
+        probe.call("GET", f"/jobs/{ka}", token=ka),
+    ]  # fmt: skip
+    assert all(400 <= status < 500 for status in statuses), statuses
+
+    # -- the worker: the revoked key's accepted event, and keys straight on the queue ---------------------
+    for body in (
+        {"uuid": theirs, "name": "run", "token": ka},  # another owner's job
+        {"uuid": revoked_job, "name": "update", "token": kr},  # revoked
+        {"uuid": expired_job, "name": "update", "token": ke},  # expired
+        {"uuid": mine, "name": "run", "token": wrong},  # guessed
+        {"uuid": mine, "name": "run", "token": unknown},
+        {"uuid": mine, "name": "reset", "token": ka},  # not a key's event
+        {"uuid": mine, "name": ka, "token": ka},  # a key as the name
+        {"uuid": mine, "name": "update", "token": ka, ka: "misplaced"},
+    ):
+        probe.queue(body["uuid"], body)
+    api.work()
+    run = [e for e in api.history(revoked_job) if e["name"] == "run"]
+    assert [(e["outcome"], e["reason"]) for e in run] == [("rejected", KEY_REVOKED_AFTER)]
+
+    # then no key, secret or hash is anywhere the system writes to
+    places = _places(probe, records, capsys, (mine, theirs, revoked_job, expired_job, admins.uuid))
+    assert len(places["a history entry"]) >= 8 and len(probe.errors) >= len(statuses)
+    assert _leaks(probe, places) == [], [
+        e for e in probe.errors if any(s in e for s in probe.secrets.values())
+    ]

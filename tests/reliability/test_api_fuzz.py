@@ -2,16 +2,19 @@
 
 Every operation gets schema-valid (positive) and schema-breaking (negative) requests, each sent with a
 credential drawn from what a caller might hold: none, a malformed header, token-shaped garbage, an admin
-token two windows old, another job's tokens (all refused), or a valid admin token and a job's own job or
-callback token (so that cases get past the credential check and reach the routes' logic). Path uuids are
-the generated ones, or those of real jobs:
+token two windows old, another job's tokens, a revoked producer key, a key's id with a wrong secret, an
+unknown key, another owner's key on a job (all refused), or a valid admin token, a job's own job or
+callback token and a producer key (so that cases get past the credential check and reach the routes'
+logic). Path uuids are the generated ones, or those of real jobs (an admin's, or the key's own):
 
 - *live* jobs, which the valid credentials may change: every change must come from an accepted (2xx)
   request, and every accepted event is in the job's history exactly once;
-- *witness* jobs, only ever sent refused credentials: nothing about them may change.
+- *witness* jobs (one of them the valid key's, one the revoked key's), only ever sent refused
+  credentials: nothing about them may change.
 
-Each answer: no 5xx; an error body is `{"error": {"code", "message"}}`; status, content type, headers and
-body conform to the document wherever schemathesis can check it; and nothing reaches the dead-letter queue.
+Each answer: no 5xx; a refused credential never gets a 2xx (nor the key on a job it does not own); an
+error body is `{"error": {"code", "message"}}`; status, content type, headers and body conform to the
+document wherever schemathesis can check it; and nothing reaches the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -54,8 +57,11 @@ OPERATIONS = (
     "GET /jobs/{uuid}/events/{event_id}",
     "POST /jobs/{uuid}/callback",
     "POST /jobs/{uuid}/token",
+    "POST /keys",
+    "GET /keys",
+    "DELETE /keys/{key_id}",
 )
-CASES_PER_RUN = 66  # per operation and mode: 8 x 2 x 66 = 1,056 cases
+CASES_PER_RUN = 66  # per operation and mode: 11 x 2 x 66 = 1,452 cases
 MIN_CASES = 1000
 
 REFUSED = (
@@ -67,8 +73,13 @@ REFUSED = (
     "admin_two_windows_ago",
     "foreign_job",
     "foreign_callback",
+    "revoked_key",
+    "wrong_secret_key",
+    "unknown_key",
 )
-GRANTED = ("own_job", "admin", "own_callback")
+ON_A_JOB_REFUSED = ("other_owners_key",)  # a valid key (it may create and list): refused on these jobs
+GRANTED = ("own_job", "admin", "own_callback", "own_key")
+KEY_KINDS = ("own_key", "other_owners_key", "revoked_key", "wrong_secret_key", "unknown_key")
 TARGETS = ("live", "generated", "live", "witness")  # hypothesis draws the first ones more often
 CHECKS = [
     not_a_server_error,
@@ -85,6 +96,11 @@ TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 class FuzzJobs:
     live: list[Sentinel]
     witnesses: list[Sentinel]
+    key: str  # a producer key for every pipeline, owner of `owned`
+    other_key: str  # a valid key that owns none of these jobs
+    revoked_key: str  # revoked, after it created a witness
+    revoked_key_id: str
+    owned: set[str]  # the uuids of the key's jobs
     accepted: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def by_uuid(self, uuid: str) -> Sentinel | None:
@@ -96,7 +112,21 @@ def jobs(api: RecordingApi) -> FuzzJobs:
     *live, created, finished = make_sentinels(
         api, ("CREATED", "RUNNING", "VALIDATING", "CREATED", "FINISHED"), "fuzz"
     )
-    return FuzzJobs(live, [created, finished])
+    key, other_key, revoked = (api.issue_key(["*"], label=f"fuzz {n}") for n in ("key", "other", "revoked"))
+    *keys_live, keys_witness = make_sentinels(
+        api, ("CREATED", "RUNNING", "RUNNING"), "fuzz key", key=key["key"]
+    )
+    (revokeds,) = make_sentinels(api, ("RUNNING",), "fuzz revoked key", key=revoked["key"])
+    assert api.request("DELETE", f"/keys/{revoked['id']}", token=api.admin()).status == 200
+    return FuzzJobs(
+        [*live, *keys_live],
+        [created, finished, keys_witness, revokeds],
+        key["key"],
+        other_key["key"],
+        revoked["key"],
+        revoked["id"],
+        {job.uuid for job in (*keys_live, keys_witness)},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +162,24 @@ def _credential(
         ),
         "foreign_job": others[0].token,
         "foreign_callback": others[0].callback_token,
+        "revoked_key": jobs.revoked_key,
+        "wrong_secret_key": f"{jobs.key[:17]}{garbage}",
+        "unknown_key": f"pjk_{garbage[-12:]}_{garbage}",
+        "other_owners_key": jobs.other_key,
         "admin": stack.admin_token(),
         "own_job": own.token,
         "own_callback": own.callback_token,
+        "own_key": jobs.key,
     }[kind]
+
+
+def _must_be_refused(kind: str, target: Sentinel | None, path: str, jobs: FuzzJobs) -> bool:
+    """What the credential rules say of a case before it is sent: refused whatever the request is."""
+    if kind in REFUSED or kind in ON_A_JOB_REFUSED:
+        return True
+    if path.startswith("/keys"):
+        return kind != "admin"  # keys are managed by an admin only
+    return kind == "own_key" and "{uuid}" in path and (target is None or target.uuid not in jobs.owned)
 
 
 def _is_error_body(body: Any, status: int) -> bool:
@@ -169,6 +213,8 @@ def test_fuzzed_requests_get_4xx_in_the_error_format_and_change_no_job_they_are_
     snapshot(api, jobs.live + jobs.witnesses)
     unhandled = output.unhandled()
     statuses: Counter[int] = Counter()
+    key_cases: Counter[str] = Counter()
+    key_refused: Counter[str] = Counter()
 
     # when hypothesis sends generated requests with every kind of credential
     @settings(
@@ -189,7 +235,14 @@ def test_fuzzed_requests_get_4xx_in_the_error_format_and_change_no_job_they_are_
                 known = [e["event_id"] for e in target.history_before] + jobs.accepted[target.uuid]
                 if known:
                     case.path_parameters["event_id"] = data.draw(st.sampled_from(known))
-        choices = REFUSED if target is not None and target in jobs.witnesses else GRANTED + REFUSED
+        on_a_job = ON_A_JOB_REFUSED if target is not None else ()
+        if "key_id" in (case.path_parameters or {}) and data.draw(st.booleans(), label="a real key id"):
+            case.path_parameters["key_id"] = jobs.revoked_key_id  # revoking it again changes nothing
+        choices = (
+            REFUSED + on_a_job
+            if target is not None and target in jobs.witnesses
+            else GRANTED + REFUSED + on_a_job
+        )
         kind = data.draw(st.sampled_from(choices), label="credential")
         garbage = data.draw(st.text(TOKEN_ALPHABET, min_size=43, max_size=43), label="garbage")
         token = _credential(kind, target, jobs, api, garbage)
@@ -209,6 +262,9 @@ def test_fuzzed_requests_get_4xx_in_the_error_format_and_change_no_job_they_are_
 
         response = case.call(session=session)
         statuses[response.status_code] += 1
+        if kind in KEY_KINDS:
+            key_cases[kind] += 1
+            key_refused[kind] += int(response.status_code >= 400)
         try:
             body = response.json()
         except ValueError:
@@ -216,6 +272,8 @@ def test_fuzzed_requests_get_4xx_in_the_error_format_and_change_no_job_they_are_
         api.observe(response.status_code, body)
         # then no 5xx, the error format, and what the document promises
         case.validate_response(response, checks=CHECKS)
+        if _must_be_refused(kind, target, path, jobs):
+            assert response.status_code >= 400, (kind, label, response.status_code, body)
         if response.status_code >= 400:
             assert _is_error_body(body, response.status_code), (response.status_code, body)
         elif target is not None:
@@ -225,6 +283,8 @@ def test_fuzzed_requests_get_4xx_in_the_error_format_and_change_no_job_they_are_
     figures.api_cases[label] += sum(statuses.values())
     figures.api_statuses.update(statuses)
     figures.api_authorized += sum(n for status, n in statuses.items() if status not in (401, 403))
+    figures.api_key_cases.update(key_cases)
+    figures.api_key_refused.update(key_refused)
 
     # then, once the queue has drained, a witness job is as it was, a live one changed only by what was
     # accepted, each accepted event recorded once, and nothing was dead-lettered or failed
@@ -259,7 +319,9 @@ def _follow(target: Sentinel, kind: str, path: str, body: Any, jobs: FuzzJobs) -
     if path.endswith(("/events", "/callback")) and "event_id" in body:
         jobs.accepted[target.uuid].append(body["event_id"])
     token = body.get("token")
-    if isinstance(token, str) and (kind == "own_job" or (kind == "admin" and path.endswith("/token"))):
+    if isinstance(token, str) and (
+        kind == "own_job" or (kind in ("admin", "own_key") and path.endswith("/token"))
+    ):
         target.token = token
     if isinstance(body.get("callback_url"), str):
         from urllib.parse import parse_qs, urlsplit
@@ -273,3 +335,6 @@ def test_at_least_a_thousand_cases_ran_and_none_was_a_server_error(figures: Figu
     assert set(figures.api_cases) == set(OPERATIONS)
     assert figures.api_authorized >= MIN_CASES // 4, figures.api_statuses
     assert not [s for s in figures.api_statuses if s >= 500], figures.api_statuses
+    # and every kind of producer key was tried, the valid one getting past the check now and then
+    assert set(figures.api_key_cases) == set(KEY_KINDS), figures.api_key_cases
+    assert figures.api_key_refused["own_key"] < figures.api_key_cases["own_key"], figures.api_key_refused

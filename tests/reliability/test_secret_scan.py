@@ -1,10 +1,12 @@
-"""No credential in anything the reliability runs produced (SPEC section 2; issue 5, item 4).
+"""No credential in anything the reliability runs produced (SPEC section 2; issue 5, item 4; issue 10).
 
 Runs after every other test of this folder (conftest.py orders it last). Looked for: every job, callback
 and admin token the runs were handed or sent, the admin key, and the SHA-256 hash of each (what the table
-stores). Looked in: every log line of the functions (at INFO, as deployed), every metric line, every line
-the stack printed, every error body, and every history entry of every job the runs saw. Also: nothing
-shaped like a job or callback token appears there at all, whether the runs knew of it or not.
+stores); every producer key the runs were issued or sent, the secret part of each issued one alone, and
+the `key_hash` the table holds for it. Looked in: every log line of the functions (at INFO, as
+deployed), every metric line, every line the stack printed, every error body, and every history entry
+of every job the runs saw. Also: nothing shaped like a job or callback token or a producer key appears
+there at all, whether the runs knew of it or not.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def test_no_token_hash_or_admin_key_in_any_log_metric_history_entry_or_error_bod
         found[source] = secrets.found_in(text)
         shaped[source] = TOKEN_SHAPE.findall(text)
     figures.secrets = len(secrets.values)
+    figures.producer_keys = len(secrets.producer_keys)
     figures.leaks = sum(len(values) for values in found.values()) + sum(len(v) for v in shaped.values())
     # then none is anywhere
     assert not any(found.values()), {source: sorted(v)[:3] for source, v in found.items() if v}
@@ -48,4 +51,5 @@ def test_no_token_hash_or_admin_key_in_any_log_metric_history_entry_or_error_bod
     assert all(figures.texts_scanned[source] > 0 for source in output.sources()), figures.texts_scanned
     assert figures.texts_scanned["log line"] > 100 and figures.texts_scanned["history entry"] > 100
     assert len(secrets.values) > 50 and api.stack.admin_key in secrets.values
+    assert secrets.producer_keys, "no producer key was looked for"
     assert output.unhandled() == 0, output.failures[:5]

@@ -97,7 +97,9 @@ MAX_HISTORY_LIMIT: Final = 1000
 _MAX_ISSUE_ATTEMPTS: Final = 3
 _EVENT_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 _IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
-_SHOWN_PIPELINE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# A pipeline id quoted back is at most 32 characters: shorter than any credential (a job token has 47, a
+# producer key 60) and than a key's secret or a hash (43), so none can hide in one, whole or in part.
+_SHOWN_PIPELINE: Final = re.compile(r"[A-Za-z0-9._:-]{1,32}")
 _KNOWN_JOBS: Final = 10_000
 MAX_KEY_LABEL: Final = 100
 MAX_KEY_PIPELINES: Final = 100
@@ -768,8 +770,9 @@ def _credential_name(kind: Actor) -> str:
 
 
 def _shown_pipeline(pipeline_uuid: str) -> str:
-    """A pipeline id quoted back in a message: plain ids only, never one shaped like a credential."""
-    if _SHOWN_PIPELINE.fullmatch(pipeline_uuid) and credential_kind(pipeline_uuid) is None:
+    """A pipeline id quoted back in a message: short plain ids only, never one that could hold a
+    credential (a key with a character added, or a key's secret alone, is no credential's shape)."""
+    if _SHOWN_PIPELINE.fullmatch(pipeline_uuid):
         return repr(pipeline_uuid)
     return "(not shown)"
 

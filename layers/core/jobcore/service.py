@@ -18,8 +18,11 @@ Two kinds of message reach the worker:
   and, if it comes after all, is applied where the job then is, if it still can be.
   An event accepted with a producer key is the one exception to "not checked again": its apply
   carries a ConditionCheck that the key is not revoked (in the same transaction), and if it was
-  revoked after the acceptance the event is recorded rejected in its place, the job unchanged. Expiry
-  after the acceptance does not revoke a 202: it was known in advance; revocation is an explicit act.
+  revoked after the acceptance the event is recorded rejected in its place, the job unchanged. Events
+  accepted after it against the state it would have made are rejected too, saying why; the last
+  refused record puts the API's projection back to the job as it is, so that what is sent next is
+  checked against the truth. Expiry after the acceptance does not revoke a 202: it was known in
+  advance; revocation is an explicit act.
 - **Sent straight to the queue** by a producer (SPEC section 6): checked in full, credential included.
   A producer key there is read and compared (constant time; not revoked or expired), the job must be
   its own, and the apply carries the same ConditionCheck. A state change of that kind waits for no
@@ -435,6 +438,7 @@ class JobService:
                 continue
             # In its place, but the job is not as it was accepted for: a reset or delete applied in
             # between revoked it (or, after a lost event, it no longer applies).
+            projection = None
             if gave_up:
                 reason = f"an event accepted before it was lost, and the job is now in {job.state}"
             elif job.deleted:
@@ -444,13 +448,27 @@ class JobService:
                     f"the job is in {job.state}, not {a.state}: an event accepted before this one was "
                     "refused (its producer key was revoked)"
                 )
+                # It was accepted against what the refused event would have made: if nothing was
+                # accepted after it, the projection goes back to the job as it is, as that event's
+                # record does when nothing follows it (else the job refused every event from now on).
+                projection = (str(job.state), job.generation)
             else:
                 reason = "the job was reset after this event was accepted"
             entry = HistoryEntry(
                 a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, job.state, job.state,
                 job.generation, a.principal, reason,
             )  # fmt: skip
-            conflict = self.repo.record_in_order(InOrderRecord(uuid, entry, seq, after, now))
+            record = InOrderRecord(uuid, entry, seq, after, now, projection)
+            conflict = self.repo.record_in_order(record)
+            if (
+                conflict is not None
+                and projection is not None
+                and not conflict.duplicate
+                and conflict.job is not None
+                and conflict.job.applied_seq == after
+            ):
+                # events were accepted after it: the last of them puts the projection back
+                conflict = self.repo.record_in_order(replace(record, projection=None))
             if conflict is None:
                 return Result(Outcome.REJECTED, uuid, name, a.event_id, reason, job.state, job.state)
             if conflict.duplicate:
