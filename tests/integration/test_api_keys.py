@@ -503,6 +503,10 @@ def test_unknown_and_wrong_keys_both_compare_a_hash(api: Api, monkeypatch: pytes
         {"label": "x", "pipelines": ["*", "p"]},
         {"label": "x", "pipelines": ["p"], "expires_at": "next tuesday"},
         {"label": "x", "pipelines": ["p"], "scope": "admin"},
+        # a pipeline id no job could have (POST /jobs refuses it): a scope that could never be used
+        {"label": "x", "pipelines": ["x!"]},
+        {"label": "x", "pipelines": ["p", "a b"]},
+        {"label": "x", "pipelines": ["p/q"]},
     ],
 )
 def test_a_malformed_key_request_is_400_and_issues_nothing(api: Api, body: dict[str, Any]) -> None:

@@ -100,6 +100,8 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 # A pipeline id quoted back is at most 32 characters: shorter than any credential (a job token has 47, a
 # producer key 60) and than a key's secret or a hash (43), so none can hide in one, whole or in part.
 _SHOWN_PIPELINE: Final = re.compile(r"[A-Za-z0-9._:-]{1,32}")
+# What POST /jobs accepts as a pipeline id (jobcore.models.Identifier): a key's scope holds only those.
+_PIPELINE_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _KNOWN_JOBS: Final = 10_000
 MAX_KEY_LABEL: Final = 100
 MAX_KEY_PIPELINES: Final = 100
@@ -697,9 +699,14 @@ class ApiService:
         if not label or len(label) > MAX_KEY_LABEL:
             raise InvalidRequest(f"label must be 1 to {MAX_KEY_LABEL} characters")
         scope = tuple(dict.fromkeys(p.strip() for p in pipelines))
-        if not scope or len(scope) > MAX_KEY_PIPELINES or any(not p or len(p) > 128 for p in scope):
+        if (
+            not scope
+            or len(scope) > MAX_KEY_PIPELINES
+            or any(not _PIPELINE_ID.fullmatch(p) for p in scope if p != "*")
+        ):
             raise InvalidRequest(
-                f'pipelines must list 1 to {MAX_KEY_PIPELINES} pipeline ids (1 to 128 characters), or ["*"]'
+                f"pipelines must list 1 to {MAX_KEY_PIPELINES} pipeline ids (1 to 128 of A-Z a-z 0-9 _ . : -, "
+                'as a job\'s pipeline_uuid), or ["*"]'
             )
         if "*" in scope and len(scope) > 1:
             raise InvalidRequest('pipelines is either ["*"] (every pipeline) or a list of pipeline ids')
