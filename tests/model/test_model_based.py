@@ -318,13 +318,15 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys |
         count += len(burst)
         revoke_after_sends: tuple[tuple[int, int], ...] = ()
         revoke_in_drain = None
-        # an admin revokes a key while events are in flight: after one of the round's sends (the last:
-        # every event of the round accepted, none applied), or racing the worker
+        # an admin revokes a key while events are in flight: after one of the round's sends (after the
+        # first a key sent through the API, if any: accepted, not applied yet), or racing the worker
         revocation = draw(st.sampled_from(["none", "none", "sends", "sends", "drain"])) if live else "none"
         if revocation != "none":
             key = live.pop(draw(st.integers(0, len(live) - 1)))
             if revocation == "sends":
-                revoke_after_sends = ((len(sends) - draw(st.integers(0, max(0, len(sends) - 1))), key),)
+                keyed = [i for i, x in enumerate(sends) if x.channel == "api" and x.cred == "key"]
+                first = keyed[0] + 1 if keyed else min(1, len(sends))
+                revoke_after_sends = ((draw(st.integers(first, len(sends))), key),)
             else:
                 revoke_in_drain = (draw(st.integers(1, 15)), key)
         sent += count
