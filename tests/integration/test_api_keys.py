@@ -449,6 +449,48 @@ def test_events_accepted_after_a_revoked_keys_event_say_why_they_are_refused(api
     assert api.get(uuid).body["state"] == "RUNNING"
 
 
+def test_once_a_revoked_keys_events_are_refused_the_api_checks_the_job_as_it_is(api: Api) -> None:
+    # given a key's run and the job token's update behind it, both refused once the key is revoked
+    key = issue(api)
+    response = create_with(api, key)
+    uuid, token = response.body["job"]["uuid"], response.body["token"]
+    assert api.event(uuid, key.key, "run").status == 202
+    assert api.event(uuid, token, "update").status == 202
+    api.call("DELETE", f"/keys/{key.id}", token=api.admin())
+    api.work()
+    assert [e["outcome"] for e in api.history(uuid)] == ["rejected", "rejected"]
+    # when the producer then sends what the job, still CREATED, allows
+    job = api.get(uuid).body
+    cancel = api.event(uuid, token, "cancel")
+    api.work()
+    # then it is checked against CREATED (not the RUNNING the refused run would have made): accepted, applied
+    assert (job["state"], job["queued_events"], "cancel" in job["allowed_events"]) == ("CREATED", 0, True)
+    assert cancel.status == 202, cancel.text
+    assert api.get(uuid).body["state"] == "CANCELED"
+
+
+def test_a_revoked_keys_event_behind_another_is_recorded_in_the_state_the_job_is_in(api: Api) -> None:
+    # given a key's run and finish, accepted one after the other
+    key = issue(api)
+    uuid = created(api, key)
+    assert api.event(uuid, key.key, "run").status == 202
+    assert api.event(uuid, key.key, "finish").status == 202
+    # when the key is revoked before the worker runs
+    api.call("DELETE", f"/keys/{key.id}", token=api.admin())
+    api.work()
+    # then both are refused for the revocation, each recorded in the state the job is in: CREATED
+    events = api.history(uuid)
+    assert [(e["name"], e["from_state"], e["to_state"], e["reason"]) for e in events] == [
+        ("run", "CREATED", "CREATED", KEY_REVOKED_AFTER),
+        ("finish", "CREATED", "CREATED", KEY_REVOKED_AFTER),
+    ]
+    # and the job is not held to the FINISHED they would have made: an admin's run is accepted, applied
+    run = api.event(uuid, api.admin(), "run")
+    api.work()
+    assert run.status == 202, run.text
+    assert api.get(uuid).body["state"] == "RUNNING"
+
+
 def test_a_deleted_job_is_404_to_its_key(api: Api) -> None:
     key = issue(api)
     uuid = created(api, key)

@@ -65,5 +65,16 @@ def summary_lines(stats: ModelStats) -> list[str]:
         f"or delete straight on the queue); {p['stale_uses']} accepted with a stale or shared token; "
         f"{p['retries']} retries ({p['keyed_retries']} with the same Idempotency-Key, {p['key_reused']} "
         f"keys reused for another request: 422); {p['unknown_ids']} unknown event ids: 404",
+        *(
+            [
+                f"producer keys: {p['key_accepted']} 202s with a key ({p['key_revoked']} rejected: revoked "
+                f"before the worker applied them, {p['key_followers']} after a revoked key's event; "
+                f"{p['key_expired_applied']} applied after the key expired); {p['revocations']} revocations "
+                f"({p['revocations_racing']} racing the worker); {p['key_refused']} refused (401), "
+                f"{p['key_foreign']} on another owner's job (404); {p['key_queue']} straight on the queue"
+            ]
+            if p["key_accepted"] or p["revocations"]
+            else []
+        ),
         f"divergences from the reference model: {stats.divergences}",
     ]

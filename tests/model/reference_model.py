@@ -20,6 +20,13 @@ What the SPEC promises, as the model states it:
   they were promised the state it would change.
 - The same Idempotency-Key on the same job is the same event: the same 202 and event id, applied once,
   whatever the job's state is by then; with another request, 422.
+- A producer key (SPEC section 4 item 4) acts on the jobs it created, and may send what a job token may;
+  on another owner's job, as on a deleted one, it is 404. Revoked or expired, it is refused at once
+  (401) and, straight on the queue, rejected by the worker. An event a key had accepted (202) is
+  rejected if the key is revoked before the event is applied, the job unchanged: the events accepted
+  after it against the state it would have made are rejected in turn. Expiry after the 202 undoes
+  nothing (it was known in advance). Once nothing accepted is still queued, the API checks the next
+  event against the job as it is.
 """
 
 from __future__ import annotations
@@ -96,9 +103,31 @@ def changes_state(state: str, name: str) -> bool:
 
 @dataclass(frozen=True)
 class Credential:
-    kind: str  # "job", "callback", "admin", or "none" (not a credential at all)
+    kind: str  # "job", "callback", "admin", "key" (a producer key), or "none" (not a credential at all)
     value: str
     window: int = 0  # admin tokens: the time window they were computed for
+    key_id: str = ""  # producer keys: the key's (public) id
+
+    @property
+    def principal(self) -> str:
+        """Who the history names (SPEC section 4: `key:<id>` for a producer key)."""
+        return f"key:{self.key_id}" if self.kind == "key" else self.kind
+
+    @property
+    def role(self) -> str:
+        """The credential's row in the 'who' column: a key may send exactly what a job token may."""
+        return "job" if self.kind == "key" else self.kind
+
+
+@dataclass
+class ModelKey:
+    expires_at: float | None  # None: never
+    revoked: bool = False
+
+
+def key_of(principal: str) -> str | None:
+    """The key id in a `key:<id>` principal (None for any other)."""
+    return principal.removeprefix("key:") if principal.startswith("key:") else None
 
 
 @dataclass(frozen=True)
@@ -108,7 +137,7 @@ class Entry:
     from_state: str
     to_state: str
     generation: int
-    by: str | None = None  # checked for applied entries only
+    by: str | None = None  # checked for applied entries, and for every entry of a 202
 
 
 @dataclass(frozen=True)
@@ -129,6 +158,7 @@ class ModelJob:
     token: str | None
     callback: str | None
     issued_at: float
+    owner: str = "admin"  # the producer key that created the job (its id), or "admin"
     objects: int = 0
     state: str = "CREATED"
     generation: int = 1
@@ -156,14 +186,28 @@ class ReferenceModel:
         self.grace, self.rotate_uses, self.rotate_seconds = grace, rotate_uses, rotate_seconds
         self.admin_lifetime = admin_lifetime
         self.jobs: dict[str, ModelJob] = {}
+        self.keys: dict[str, ModelKey] = {}  # producer keys by id
 
-    def new_job(self, token: str, callback: str, now: float) -> ModelJob:
-        return ModelJob(token, callback, issued_at=now, chain=[token])
+    def new_job(self, token: str, callback: str, now: float, owner: str = "admin") -> ModelJob:
+        return ModelJob(token, callback, issued_at=now, owner=owner, chain=[token])
 
     # -- section 4: credentials -------------------------------------------------------------------
 
-    def valid(self, job: ModelJob, cred: Credential, now: float) -> bool:
+    def key_live(self, key_id: str, now: float, revoked: frozenset[str] | None = None) -> bool:
+        """Whether producer key `key_id` is valid now: issued, not revoked (`revoked`: the keys revoked
+        at that moment, if not the model's own), not expired."""
+        key = self.keys.get(key_id)
+        if key is None:
+            return False
+        gone = key.revoked if revoked is None else key_id in revoked
+        return not gone and (key.expires_at is None or now < key.expires_at)
+
+    def valid(
+        self, job: ModelJob, cred: Credential, now: float, revoked: frozenset[str] | None = None
+    ) -> bool:
         """Whether `cred` authorizes anything on `job` now (the 'who' column is checked separately)."""
+        if cred.kind == "key":  # a live key, on the jobs it created
+            return self.key_live(cred.key_id, now, revoked) and job.owner == cred.key_id
         if cred.kind == "admin":  # the current and the previous window
             return int(now // self.admin_lifetime) - cred.window in (0, 1)
         if cred.kind == "callback":
@@ -202,7 +246,12 @@ class ReferenceModel:
     # -- section 5: what the API accepts -----------------------------------------------------------
 
     def _checked(self, job: ModelJob, cred: Credential, now: float) -> str | None:
-        """The credential and job checks every job route makes first (401, 404, 401)."""
+        """The credential and job checks every job route makes first (401, 404, 401); a producer key is
+        checked before the job is named (401), and another owner's job is as unknown (404)."""
+        if cred.kind == "key":
+            if not self.key_live(cred.key_id, now):
+                return "unauthorized"
+            return "job_not_found" if job.deleted or job.owner != cred.key_id else None
         if cred.kind == "none" or (cred.kind == "admin" and not self.valid(job, cred, now)):
             return "unauthorized"
         if job.deleted:
@@ -221,7 +270,7 @@ class ReferenceModel:
         if error is not None:
             return error, None, False
         sources, _target, who = TABLE[name]
-        if cred.kind not in who:
+        if cred.role not in who:
             return "forbidden", None, False
         if key is not None and key in job.keys:
             first_name, first_data, accepted = job.keys[key][0], job.keys[key][1], job.keys[key][3]
@@ -256,7 +305,7 @@ class ReferenceModel:
         *,
         ignore=False,
     ) -> Accepted:
-        accepted = Accepted("", name, data, cred.kind, (job.pstate, job.pgen), ignore)
+        accepted = Accepted("", name, data, cred.principal, (job.pstate, job.pgen), ignore)
         if cred.kind == "job":
             job.uses += 1  # every use of a job token counts toward its rotation
         if not ignore:
@@ -324,31 +373,49 @@ class ReferenceModel:
 
     # -- sections 3 and 6: what the worker does with each queued event, in order ------------------
 
-    def apply_accepted(self, uuid: str, a: Accepted, now: float, pending: int) -> Entry:
+    def apply_accepted(
+        self, uuid: str, a: Accepted, now: float, pending: int, revoked: frozenset[str] = frozenset()
+    ) -> Entry:
         """An event the API answered 202 for, in its place: applied, or ignored (a late callback), or
-        rejected only if a reset or delete applied in between revoked it."""
+        rejected only if what it was promised was revoked before it was applied: a reset or delete
+        applied in between, or its producer key (`revoked`: the keys revoked by the time it is applied),
+        or an event before it that one of these undid (it was promised the state that one would make).
+        Expiry after the 202 revokes nothing."""
         job = self.jobs[uuid]
         if a.event_id in job.entries:
             return job.entries[a.event_id]
         if a.ignore:
             state, generation = a.expect
-            return self._record(job, a.event_id, Entry(a.name, "ignored", state, state, generation))
-        if job.deleted or (job.state, job.generation) != a.expect:
-            return self._record(
-                job, a.event_id, Entry(a.name, "rejected", job.state, job.state, job.generation)
+            return self._record(job, a.event_id, Entry(a.name, "ignored", state, state, generation, a.by))
+        if job.deleted or (job.state, job.generation) != a.expect or key_of(a.by) in revoked:
+            entry = self._record(
+                job, a.event_id, Entry(a.name, "rejected", job.state, job.state, job.generation, a.by)
             )
+            if not pending and not job.deleted:
+                # nothing accepted is queued any more: the next event is checked against the job as it is
+                job.pstate, job.pgen = job.state, job.generation
+            return entry
         return self._applied(job, a.event_id, a.name, a.data, a.by, pending=pending)
 
     def apply_direct(
-        self, uuid: str, event_id: str, name: str, data: dict, cred: Credential, now: float, pending: int
+        self,
+        uuid: str,
+        event_id: str,
+        name: str,
+        data: dict,
+        cred: Credential,
+        now: float,
+        pending: int,
+        revoked: frozenset[str] | None = None,
     ) -> Entry:
-        """An event straight from the queue (section 6), with `pending` accepted events still queued."""
+        """An event straight from the queue (section 6), with `pending` accepted events still queued;
+        a producer key is checked as it is when the event is applied (`revoked`: the keys revoked then)."""
         job = self.jobs[uuid]
         if event_id in job.entries:  # a duplicate: applied (or recorded) once
             return job.entries[event_id]
         sources, _target, who = TABLE.get(name, (frozenset(), None, frozenset()))
         outcome = "applied"
-        if cred.kind not in who or job.deleted or not self.valid(job, cred, now):
+        if cred.role not in who or job.deleted or not self.valid(job, cred, now, revoked):
             outcome = "rejected"
         elif job.state not in sources:  # a late callback is ignored, anything else rejected
             outcome = "ignored" if cred.kind == "callback" else "rejected"
@@ -357,7 +424,7 @@ class ReferenceModel:
         if outcome != "applied":
             return self._record(job, event_id, Entry(name, outcome, job.state, job.state, job.generation))
         job.uses += cred.kind == "job"
-        entry = self._applied(job, event_id, name, data, cred.kind, pending=pending)
+        entry = self._applied(job, event_id, name, data, cred.principal, pending=pending)
         if changes_state(entry.from_state, name) or name in ("reset", "delete"):
             # the projection follows a state change outside the API's order
             job.pstate = DELETING if name == "delete" else job.state

@@ -1,10 +1,16 @@
 """Model-based test: random event sequences on random jobs, against the reference model of SPEC sections
 3 and 4, through the real worker on moto, with the faults SQS and Lambda inflict.
 
-Each scenario creates one or two jobs and plays up to three rounds. A round first does what happens
-between deliveries (the clock moves, tokens are rotated through the API, a job writes outputs), then
-sends up to five events through the API (`submit_event`, `callback`) or straight onto the queue
-(section 6, any credential), and finally drains the queue through the worker while faults are injected:
+Each scenario creates one or two jobs and plays up to three rounds. In half the scenarios an admin
+first issues one or two producer keys (section 4 item 4; maybe expiring on the scenario's clock), and a
+key creates some of the jobs (its own: owner = the key). A round first does what happens between
+deliveries (the clock moves, tokens are rotated through the API, a job writes outputs, an admin revokes
+a key), then sends up to five events through the API (`submit_event`, `callback`) or straight onto the
+queue (section 6, any credential: job, callback and admin tokens, the job's own producer key, another
+owner's, one never issued), and finally drains the queue through the worker while faults are injected.
+An admin may revoke a key between two of the round's sends (after some of its events were accepted)
+or racing the worker, between two of the worker's AWS calls; the model then learns from the history
+which events the worker had recorded by then, and predicts every other outcome. The faults:
 
 - duplicate delivery: the same message (same event id) delivered twice;
 - redelivery of a whole batch: the consumer dies after the handler returned, before acknowledging;
@@ -20,9 +26,12 @@ Three modes: `queue` (the real FIFO queue and worker_handler.handler with SQS-sh
 Lambda's event source drives it), `direct` (service.handle_message on an in-memory FIFO with the same
 batch and retry semantics, for speed) and `race` (direct, with the second worker). After every drain,
 for every job: the DynamoDB record (state, generation, deleted, last event, token hashes, token uses)
-equals the model; the history has exactly one entry per event id, with the model's outcome and states;
-the applied entries are the model's, in sending order, chained from/to; the archive holds what the model
-says. Every accepted event is applied exactly once, in order, or the scenario fails and shrinks.
+equals the model, and so does the projection (what the API will check the next event against: with the
+queue empty, the job as it is); the history has exactly one entry per event id, with the model's outcome
+and states; the applied entries are the model's, in sending order, chained from/to, each by its
+principal (`key:<id>` for a key); the archive holds what the model says. Every accepted event is applied
+exactly once, in order, under the principal that sent it, or rejected only as the SPEC allows (a reset,
+a delete or its key's revocation in between), or the scenario fails and shrinks.
 
     pytest tests/model -q                       # 1,000 scenarios (CI)
     pytest tests/model -q --scenarios 100000    # soak (or PIPELINEJOBS_SCENARIOS=100000)
@@ -57,7 +66,14 @@ from jobcore.errors import JobError, TransientError
 from jobcore.models import JobSpec, parse_event
 from jobcore.service import JobService
 from jobcore.settings import Settings
-from jobcore.tokens import RotationPolicy, admin_token, hash_token, new_job_token
+from jobcore.tokens import (
+    KEY_REVOKED_AFTER,
+    RotationPolicy,
+    admin_token,
+    hash_token,
+    new_job_token,
+    new_producer_key,
+)
 from pipelinejobs.local.event_source import sqs_record
 from tests.model.reference_model import (
     COMPLETION,
@@ -65,8 +81,10 @@ from tests.model.reference_model import (
     Accepted,
     Credential,
     Entry,
+    ModelKey,
     ReferenceModel,
     event_for_status,
+    key_of,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +96,12 @@ ADMIN_LIFETIME = 3600
 # 3700 s, so no deadline (grace 600 s, age 900 s, admin window 3600 s) is ever within 50 s of a check.
 ROTATION = RotationPolicy(rotate_uses=3, rotate_seconds=900, grace_seconds=600)
 ADVANCES = (250, 700, 3700)
+# A producer key's expiry, seconds after the start: every nominal time is the start plus a multiple of 50
+# (ADVANCES), so no check is within 25 s of an expiry.
+KEY_EXPIRIES = (None, 475, None, 1225)
 MAX_SENDS = 16
+# How the worker words the refusal of an event accepted after one its producer key's revocation undid.
+KEY_REVOKED_BEFORE = "an event accepted before this one was refused (its producer key was revoked)"
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "QUEUED", "ARCHIVING", "NOT_A_KNOWN_STATUS")
 WORKER_CALLS = {
     "dynamodb": frozenset(
@@ -108,8 +131,17 @@ class Send:
 
 
 @dataclass(frozen=True)
+class Keys:
+    """The producer keys an admin issues as the scenario starts, and the jobs they create."""
+
+    expiries: tuple[int | None, ...]  # per key: it expires this many seconds after the start (None: never)
+    owners: tuple[int | None, ...]  # per job: the key that creates it (None: an admin does)
+
+
+@dataclass(frozen=True)
 class Round:
-    before: tuple[tuple[Any, ...], ...]  # ("advance", s) / ("rotate", job, cred) / ("output", job)
+    # ("advance", s) / ("rotate", job, cred) / ("output", job) / ("revoke", key)
+    before: tuple[tuple[Any, ...], ...]
     sends: tuple[Send, ...]
     faults: dict[
         int, tuple[str, str]
@@ -121,6 +153,10 @@ class Round:
     # the worker gets to the round's messages this much later (a backlog, an outage): grace periods
     # and admin windows of the tokens they were accepted with may end in between
     late_by: int = 0
+    # an admin revokes a producer key: (sends made before, key) while the round's events are accepted;
+    # (worker AWS call, key) racing the worker, just before that call of the drain (after it, if fewer)
+    revoke_after_sends: tuple[tuple[int, int], ...] = ()
+    revoke_in_drain: tuple[int, int] | None = None
 
 
 def _predict(state: str, name: str, data: dict[str, Any]) -> str:
@@ -133,7 +169,9 @@ def _predict(state: str, name: str, data: dict[str, Any]) -> str:
     return "DELETED" if name == "delete" else row[1] or state
 
 
-def _draw_send(draw: Any, n_jobs: int, predicted: list[str], earlier: list[Send]) -> Send:
+def _draw_send(
+    draw: Any, n_jobs: int, predicted: list[str], earlier: list[Send], keys: Keys | None = None
+) -> Send:
     job = draw(st.integers(0, n_jobs - 1))
     special = draw(st.integers(0, 24))
     if special == 0:
@@ -156,11 +194,27 @@ def _draw_send(draw: Any, n_jobs: int, predicted: list[str], earlier: list[Send]
     else:
         name = draw(st.sampled_from([*TABLE, "explode"] if channel == "queue" else list(TABLE)))
     if name in TABLE and "job" not in TABLE[name][2]:
-        creds = ["admin", "admin", "admin_prev", "job"]
+        creds = ["admin", "admin", "admin_prev", "job", *(["key"] if keys else [])]
+    elif keys is not None and keys.owners[job] is not None:
+        # a job a producer key created: its producer mostly sends with the key; another owner's key
+        creds = [
+            "key",
+            "key",
+            "key",
+            "key",
+            "job",
+            "job_shared",
+            "job_prev",
+            "admin",
+            "callback",
+            "key_stranger",
+        ]
     else:
         # the newest token, and the tokens producers hold that did not follow every rotation: the one
         # before it (an answer lost), the first one, and one shared by threads since the round began
         creds = ["job", "job", "job_prev", "job_shared", "job_shared", "admin", "job_old", "callback"]
+        if keys:  # a producer key on an admin's job
+            creds.append("key")
     if channel == "queue":
         creds += ["admin_stale", "foreign", "garbage"]
     cred = draw(st.sampled_from(creds))
@@ -195,29 +249,86 @@ def _draw_burst(draw: Any, n_jobs: int, room: int) -> tuple[Send, ...]:
     return tuple((sends + updates)[:room])
 
 
+def _draw_keys(draw: Any, n_jobs: int) -> Keys | None:
+    """Half the scenarios: one or two producer keys, each maybe expiring, and the jobs they create (the
+    first job, and maybe the other)."""
+    n_keys = draw(st.sampled_from([0, 0, 1, 2]))
+    if not n_keys:
+        return None
+    expiries = tuple(draw(st.sampled_from(KEY_EXPIRIES)) for _ in range(n_keys))
+    # job 0 is the first key's; another job an admin's or either key's
+    owners = (0, *(draw(st.sampled_from([None, *range(n_keys)])) for _ in range(n_jobs - 1)))
+    return Keys(expiries, owners)
+
+
+def _draw_key_burst(draw: Any, predicted: list[str], room: int) -> tuple[Send, ...]:
+    """A producer key driving its job (job 0, the first key's) along its lifecycle through the API, each
+    event allowed where the ones before leave it, the job token now and then in between; maybe an
+    admin's reset straight on the queue in their midst. Revoked before the worker gets to them, they
+    are the events a 202 promised and the revocation takes back."""
+    sends, state = [], predicted[0]
+    for n in range(draw(st.integers(2, 4))):
+        allowed = [name for name, row in TABLE.items() if state in row[0] and "job" in row[2]]
+        if not allowed:
+            break
+        name = draw(st.sampled_from(allowed))
+        sends.append(Send(0, "api", name, draw(st.sampled_from(["key", "key", "job"])), {"n": n}))
+        state = _predict(state, name, {})
+    if draw(st.integers(0, 3)) == 0:
+        reset = Send(0, "queue", "reset", "admin", {"keep_archive": True})
+        sends.insert(draw(st.integers(0, len(sends))), reset)
+        state = "CREATED"
+    predicted[0] = state
+    return tuple(sends[:room])
+
+
 @st.composite
-def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round]]:
+def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys | None]:
     n_jobs = draw(st.integers(1, 2))
     objects = [draw(st.sampled_from([0, 0, 2])) for _ in range(n_jobs)]
+    keys = _draw_keys(draw, n_jobs)
+    n_keys = len(keys.expiries) if keys else 0
     predicted = ["CREATED"] * n_jobs
     rounds, sent, earlier = [], 0, []
+    live = list(range(n_keys))  # the keys not revoked yet (revoking one again changes nothing)
     for r in range(draw(st.integers(1, 3))):
         before: list[tuple[Any, ...]] = []
         if r:
             for _ in range(draw(st.integers(0, 2))):
-                kind = draw(st.sampled_from(["advance", "advance", "rotate", "output"]))
+                kinds = ["advance", "advance", "rotate", "output", *(["revoke"] if live else [])]
+                kind = draw(st.sampled_from(kinds))
                 if kind == "advance":
                     before.append(("advance", draw(st.sampled_from(ADVANCES))))
+                elif kind == "revoke":
+                    before.append(("revoke", live.pop(draw(st.integers(0, len(live) - 1)))))
                 else:
                     job = draw(st.integers(0, n_jobs - 1))
-                    cred = draw(st.sampled_from(["admin", "job", "job_old", "callback"]))
+                    creds = ["admin", "job", "job_old", "callback", *(["key"] if n_keys else [])]
+                    cred = draw(st.sampled_from(creds))
                     before.append((kind, job, cred) if kind == "rotate" else (kind, job))
         count = min(draw(st.integers(0 if r else 1, 5)), MAX_SENDS - sent)
-        sends = tuple(_draw_send(draw, n_jobs, predicted, earlier) for _ in range(count))
-        if draw(st.integers(0, 3)) == 0 and sent + count < MAX_SENDS:
-            burst = _draw_burst(draw, n_jobs, MAX_SENDS - sent - count)
-            sends += burst
-            count += len(burst)
+        sends = tuple(_draw_send(draw, n_jobs, predicted, earlier, keys) for _ in range(count))
+        burst: tuple[Send, ...] = ()
+        if sent + count < MAX_SENDS:
+            if n_keys and draw(st.integers(0, 2)) == 0:
+                burst = _draw_key_burst(draw, predicted, MAX_SENDS - sent - count)
+            elif draw(st.integers(0, 3)) == 0:
+                burst = _draw_burst(draw, n_jobs, MAX_SENDS - sent - count)
+        sends += burst
+        count += len(burst)
+        revoke_after_sends: tuple[tuple[int, int], ...] = ()
+        revoke_in_drain = None
+        # an admin revokes a key while events are in flight: after one of the round's sends (after the
+        # first a key sent through the API, if any: accepted, not applied yet), or racing the worker
+        revocation = draw(st.sampled_from(["none", "none", "sends", "sends", "drain"])) if live else "none"
+        if revocation != "none":
+            key = live.pop(draw(st.integers(0, len(live) - 1)))
+            if revocation == "sends":
+                keyed = [i for i, x in enumerate(sends) if x.channel == "api" and x.cred == "key"]
+                first = keyed[0] + 1 if keyed else min(1, len(sends))
+                revoke_after_sends = ((draw(st.integers(first, len(sends))), key),)
+            else:
+                revoke_in_drain = (draw(st.integers(1, 15)), key)
         sent += count
         predicted = ["CREATED" if p == "RESET" else p for p in predicted]  # the erasure ran
         faults = draw(
@@ -234,9 +345,20 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round]]:
             interleaving = tuple(draw(st.lists(st.integers(0, 1), max_size=40)))
         late_by = draw(st.sampled_from([0, 0, 0, *ADVANCES]))
         rounds.append(
-            Round(tuple(before), sends, faults, lost_ack, draw(st.booleans()), ghost, interleaving, late_by)
+            Round(
+                tuple(before),
+                sends,
+                faults,
+                lost_ack,
+                draw(st.booleans()),
+                ghost,
+                interleaving,
+                late_by,
+                revoke_after_sends,
+                revoke_in_drain,
+            )
         )
-    return objects, rounds
+    return objects, rounds, keys
 
 
 # -- fault injection -----------------------------------------------------------------------------------
@@ -279,11 +401,18 @@ class Interleaving:
 
 
 class Faults:
-    """Numbers the workers' AWS calls in one drain; the planned ones fail before or after the call."""
+    """Numbers the workers' AWS calls in one drain; the planned ones fail before or after the call, and
+    what happens meanwhile elsewhere (`meanwhile`: call number -> what) happens just before it."""
 
-    def __init__(self, plan: dict[int, tuple[str, str]], interleaving: Interleaving | None = None) -> None:
+    def __init__(
+        self,
+        plan: dict[int, tuple[str, str]],
+        interleaving: Interleaving | None = None,
+        meanwhile: dict[int, Callable[[], None]] | None = None,
+    ) -> None:
         self.plan = plan
         self.interleaving = interleaving
+        self.meanwhile = meanwhile or {}
         self.calls = 0
         self.injected: list[str] = []
 
@@ -291,6 +420,8 @@ class Faults:
         if self.interleaving is not None:
             self.interleaving.point(worker)
         self.calls += 1
+        if self.calls in self.meanwhile:
+            self.meanwhile.pop(self.calls)()
         where, kind = self.plan.get(self.calls, ("", ""))
         if where == "before":
             self._fail(kind, where, what)
@@ -497,6 +628,16 @@ class Producers:
     keyed_retries: int = 0
     key_reused: int = 0  # a key sent again with another request: 422
     unknown_ids: int = 0  # event ids the API never issued, read: 404
+    # producer keys
+    key_accepted: int = 0  # 202s for a producer key's event
+    key_revoked: int = 0  # ... rejected: the key was revoked before the worker applied them
+    key_followers: int = 0  # 202s rejected after a revoked key's event (promised the state it would make)
+    key_expired_applied: int = 0  # 202s applied after their key expired (expiry undoes no 202)
+    key_refused: int = 0  # a revoked, expired or never issued key: 401
+    key_foreign: int = 0  # a key on another owner's job: 404
+    key_queue: int = 0  # a key's events straight on the queue
+    revocations: int = 0  # an admin revoked a key mid-scenario ...
+    revocations_racing: int = 0  # ... while the worker drained the queue
 
 
 class Scenario:
@@ -525,6 +666,9 @@ class Scenario:
         self.round_tokens: dict[str, str] = {}  # the token threads of a round share
         self.producers = Producers()
         self.accepted: list[tuple[str, Accepted]] = []  # every 202, with its job
+        self.keys: list[tuple[str, str]] = []  # every producer key issued: (id, key), in the plan's order
+        # a key revoked while the worker drained: its id, and the event ids recorded by then
+        self.revoked_in_drain: tuple[str, frozenset[str]] | None = None
 
     # credentials -------------------------------------------------------------------------------------
 
@@ -549,6 +693,13 @@ class Scenario:
             return Credential("callback", job.callback or self.callbacks[uuid][-1])
         if choice == "callback_old":
             return Credential("callback", self.callbacks[uuid][0])
+        if choice in ("key", "key_stranger"):
+            # the job's producer key (an admin's job: the first key); or one of another owner, or never
+            # issued when there is none
+            owner = job.owner if any(key_id == job.owner for key_id, _ in self.keys) else self.keys[0][0]
+            mine = choice == "key"
+            key_id, key = next(((i, k) for i, k in self.keys if (i == owner) == mine), new_producer_key())
+            return Credential("key", key, key_id=key_id)
         if choice == "foreign":  # another job's token, or one that was never issued
             others = [self.model.jobs[u].token for u in self.uuids if u != uuid]
             return Credential("job", next((t for t in others if t), None) or new_job_token())
@@ -556,17 +707,60 @@ class Scenario:
 
     # the phases of a round ---------------------------------------------------------------------------
 
-    def create(self, objects: list[int]) -> None:
+    def create(self, objects: list[int], keys: Keys | None) -> None:
+        admin = admin_token(ADMIN_KEY, self.now)
+        for k, expiry in enumerate(keys.expiries if keys else ()):  # POST /keys
+            expires_at = None if expiry is None else START + expiry
+            scope = ["model"] if k == 0 else ["*"]
+            body = self.api.create_key(admin, label=f"model-{k}", pipelines=scope, expires_at=expires_at)
+            self.keys.append((body["id"], body["key"]))
+            self.model.keys[body["id"]] = ModelKey(expires_at)
         for i, count in enumerate(objects):
-            created = JobService(
-                self.world.settings, self.world.repo, admin_keys=StaticAdminKeys(ADMIN_KEY), clock=self.clock
-            ).create_job(JobSpec(pipeline_uuid="model", data={"job": i}))
-            uuid = created.job.uuid
+            spec = JobSpec(pipeline_uuid="model", data={"job": i})
+            owner = keys.owners[i] if keys else None
+            if owner is None:
+                created = JobService(
+                    self.world.settings,
+                    self.world.repo,
+                    admin_keys=StaticAdminKeys(ADMIN_KEY),
+                    clock=self.clock,
+                ).create_job(spec)
+                uuid, token, callback = created.job.uuid, created.token, created.callback_token
+            else:  # POST /jobs with the key: the job is its own
+                key_id, key = self.keys[owner]
+                body = self.api.create_job(key, spec, "https://api.example")
+                assert body["job"]["owner"] == key_id, "a job a key created is not the key's"
+                uuid, token = body["job"]["uuid"], body["token"]
+                callback = body["callback_url"].split("token=", 1)[1]
             self.uuids.append(uuid)
-            self.job_tokens[uuid], self.callbacks[uuid] = [created.token], [created.callback_token]
-            self.model.jobs[uuid] = self.model.new_job(created.token, created.callback_token, self.now)
+            self.job_tokens[uuid], self.callbacks[uuid] = [token], [callback]
+            self.model.jobs[uuid] = self.model.new_job(token, callback, self.now, owner=self.owner(owner))
             for _ in range(count):
                 self.output(i)
+
+    def owner(self, key: int | None) -> str:
+        return "admin" if key is None else self.keys[key][0]
+
+    def revoke(self, key: int) -> None:
+        """DELETE /keys/{id}: the API refuses the key from now on."""
+        key_id = self.keys[key][0]
+        body = self.api.revoke_key(admin_token(ADMIN_KEY, self.now), key_id)
+        assert body["status"] == "revoked"
+        self.model.keys[key_id].revoked = True
+        self.producers.revocations += 1
+
+    def revoke_racing(self, key: int, *, racing: bool = True) -> None:
+        """DELETE /keys/{id} between two AWS calls of the worker (`racing`; else after the drain, which
+        made fewer calls): what it recorded by then was applied with the key valid, anything after must
+        find it revoked (each apply is one atomic write)."""
+        recorded = frozenset(
+            e.event_id for uuid in self.uuids for e in self.world.repo.history(uuid, 1000, None).entries
+        )
+        key_id = self.keys[key][0]
+        self.api.revoke_key(admin_token(ADMIN_KEY, self.now), key_id)
+        self.revoked_in_drain = (key_id, recorded)
+        self.producers.revocations += 1
+        self.producers.revocations_racing += racing
 
     def output(self, index: int) -> None:
         uuid = self.uuids[index]
@@ -582,6 +776,8 @@ class Scenario:
                 self.now += action[1]
             elif action[0] == "output":
                 self.output(action[1])
+            elif action[0] == "revoke":
+                self.revoke(action[1])
             else:
                 self.rotate(action[1], action[2])
 
@@ -630,6 +826,7 @@ class Scenario:
             event_id = self.produce(uuid, cred, send)
             queued.append(Queued(uuid, event_id, send.name, send.data, cred))
             self.sent += 1
+            self.producers.key_queue += cred.kind == "key"
             accepted = None
         if accepted is not None and not accepted.retried:
             queued.append(Queued(uuid, accepted.event_id, send.name, send.data, cred, accepted))
@@ -655,6 +852,9 @@ class Scenario:
         except JobError as error:
             assert error.code == expected, f"submit {send.name}: {error.code}, model: {expected}"
             self.producers.key_reused += error.code == "idempotency_key_reused"
+            if cred.kind == "key":
+                self.producers.key_refused += error.code == "unauthorized"
+                self.producers.key_foreign += error.code == "job_not_found" and job.owner != cred.key_id
             return None
         assert expected is None and accepted is not None, f"submit {send.name} accepted, model: {expected}"
         if accepted.retried:  # the same event as the key's first use
@@ -665,6 +865,7 @@ class Scenario:
             accepted = self.model.learned(uuid, send.key, accepted, answer.event_id)
             self.producers.accepted += 1
             self.producers.stale_uses += stale
+            self.producers.key_accepted += cred.kind == "key"
         self.model.handed_back(uuid, cred, self.now, due, answer.token)
         if answer.rotated:
             self.job_tokens[uuid].append(answer.token)
@@ -764,7 +965,12 @@ class Scenario:
 
     def drain(self, rnd: Round) -> None:
         interleaving = Interleaving(rnd.interleaving) if self.mode == "race" else None
-        faults = Faults(dict(rnd.faults), interleaving)
+        meanwhile: dict[int, Callable[[], None]] = {}
+        self.revoked_in_drain = None
+        if rnd.revoke_in_drain is not None:
+            call, key = rnd.revoke_in_drain
+            meanwhile[call] = functools.partial(self.revoke_racing, key)
+        faults = Faults(dict(rnd.faults), interleaving, meanwhile)
         self.world.worker = self.worker(0, faults)
         try:
             if self.mode == "queue":
@@ -775,6 +981,8 @@ class Scenario:
                 self.race(rnd, faults, interleaving)
         finally:
             self.injected += faults.injected
+        if rnd.revoke_in_drain is not None and self.revoked_in_drain is None:  # fewer calls than that
+            self.revoke_racing(rnd.revoke_in_drain[1], racing=False)
 
     def drain_queue(self, rnd: Round, faults: Faults) -> None:
         w = self.world
@@ -867,35 +1075,61 @@ class Scenario:
 
     def apply_to_model(self, queued: list[Queued]) -> None:
         """The worker's effect, in queue order: each event sees how many accepted events of its job are
-        still queued behind it (a state change straight from the queue may not overtake them)."""
+        still queued behind it (a state change straight from the queue may not overtake them), and the
+        producer keys revoked by the time it was applied (a key revoked racing the worker: for the
+        events it had not recorded yet)."""
+        revoked = frozenset(key_id for key_id, key in self.model.keys.items() if key.revoked)
+        racing = self.revoked_in_drain
+        if racing is not None:
+            for uuid in self.uuids:  # the worker applies accepted events in order: a prefix was done
+                done = [q.event_id in racing[1] for q in queued if q.uuid == uuid and q.accepted]
+                assert done == sorted(done, reverse=True), f"job {uuid}: accepted events applied out of order"
         for i, q in enumerate(queued):
             pending = len(
                 {r.event_id for r in queued[i + 1 :] if r.uuid == q.uuid and r.accepted is not None}
             )
+            gone = revoked | {racing[0]} if racing is not None and q.event_id not in racing[1] else revoked
             if q.accepted is not None:
-                self.model.apply_accepted(q.uuid, q.accepted, self.now, pending)
+                entry = self.model.apply_accepted(q.uuid, q.accepted, self.now, pending, gone)
+                key = self.model.keys.get(key_of(q.accepted.by) or "")
+                expired = key is not None and key.expires_at is not None and key.expires_at <= self.now
+                self.producers.key_expired_applied += expired and entry.outcome == "applied"
             else:
-                self.model.apply_direct(q.uuid, q.event_id, q.name, q.data, q.cred, self.now, pending)
+                self.model.apply_direct(q.uuid, q.event_id, q.name, q.data, q.cred, self.now, pending, gone)
+        if racing is not None:
+            self.model.keys[racing[0]].revoked = True
         for uuid in self.uuids:
             self.model.drained(uuid)
 
     def verify_promises(self) -> None:
-        """Every 202 is applied, or ignored (a late callback), exactly once; or rejected because a reset
-        or delete applied in between revoked it, which the history then shows before it."""
+        """Every 202 is applied, or ignored (a late callback), exactly once, under the principal that
+        sent it; or rejected because a reset or delete applied in between revoked it, which the history
+        then shows before it; or because its producer key was revoked before the worker applied it, or
+        an event accepted before it was refused for that."""
         histories = {uuid: self.world.repo.history(uuid, 1000, None).entries for uuid in self.uuids}
         for uuid, accepted in self.accepted:
             entries = histories[uuid]
             mine = [e for e in entries if e.event_id == accepted.event_id]
             assert len(mine) == 1, f"job {uuid}: a 202 recorded {len(mine)} times"
             entry = mine[0]
+            assert entry.by == accepted.by, f"job {uuid}: a 202 of {accepted.by} recorded by {entry.by}"
             if entry.outcome in ("applied", "ignored"):
                 assert (entry.outcome == "ignored") == accepted.ignore, f"job {uuid}: a 202 {entry.outcome}"
+                continue
+            before = entries[: entries.index(entry)]
+            if entry.reason == KEY_REVOKED_AFTER:
+                key = self.model.keys.get(key_of(accepted.by) or "")
+                assert key is not None and key.revoked, f"job {uuid}: a 202 rejected for a key not revoked"
+                self.producers.key_revoked += 1
+                continue
+            if entry.reason and entry.reason.endswith(KEY_REVOKED_BEFORE):
+                assert any(e.reason == KEY_REVOKED_AFTER for e in before), f"job {uuid}: {entry.reason}"
+                self.producers.key_followers += 1
                 continue
             assert entry.reason in (
                 "the job was reset after this event was accepted",
                 "the job was deleted after this event was accepted",
             ), f"job {uuid}: a 202 rejected: {entry.reason}"
-            before = entries[: entries.index(entry)]
             assert any(e.name in ("reset", "delete") and e.outcome == "applied" for e in before)
             self.producers.revoked += 1
 
@@ -939,6 +1173,12 @@ class Scenario:
             ]
             assert applied == want.applied, f"job {uuid}: applied events out of order or missing"
             assert all(a.to_state == b.from_state for a, b in itertools.pairwise(applied))
+            # the queue is empty: what the API checks the next event against is the job as it is
+            got_projection = (job.projected_state, job.projected_generation if not job.deleted else 0)
+            want_projection = (want.pstate, want.pgen if not want.deleted else 0)
+            assert got_projection == want_projection, (
+                f"job {uuid}: the API would check the next event against {got_projection}, model {want_projection}"
+            )
             _, prefix = split_s3_url(job.archive_path)
             assert len(self.world.versions(prefix)) == want.objects, f"job {uuid}: archive differs"
         for stranger in self.strangers:  # nothing is recorded for a job that does not exist
@@ -958,14 +1198,17 @@ class Scenario:
                 "ApproximateNumberOfMessagesNotVisible": "0",
             }
 
-    def play(self, objects: list[int], rounds: list[Round]) -> None:
-        self.create(objects)
+    def play(self, objects: list[int], rounds: list[Round], keys: Keys | None = None) -> None:
+        self.create(objects, keys)
         for rnd in rounds:
             self.between(rnd.before)
             self.round_tokens = {uuid: job.token for uuid, job in self.model.jobs.items() if job.token}
             queued: list[Queued] = []
-            for send in rnd.sends:
-                self.send(send, queued)
+            for i, send in enumerate([*rnd.sends, None]):
+                for key in (key for after, key in rnd.revoke_after_sends if after == i):
+                    self.revoke(key)
+                if send is not None:
+                    self.send(send, queued)
             if not self.producers.unknown_ids:  # once a scenario: each check costs reads
                 self.check_event_ids(queued)
             self.clock.advance(rnd.late_by)
@@ -996,7 +1239,7 @@ def test_random_event_sequences_match_the_reference_model(world, mode, scenario_
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
     @given(scenario=scenario_plans(mode))
-    def scenario_matches_the_model(scenario: tuple[list[int], list[Round]]) -> None:
+    def scenario_matches_the_model(scenario: tuple[list[int], list[Round], Keys | None]) -> None:
         note(f"scenario: {scenario!r}")  # printed with a failing (shrunk) example
         # given an empty table, queue and archive, and a scenario of jobs, rounds and faults
         world.reset()
@@ -1027,7 +1270,10 @@ def test_random_event_sequences_match_the_reference_model(world, mode, scenario_
 # printed, so that a fix stays fixed whatever the seed of later runs).
 
 
-def _one_race_round(*sends: Send) -> tuple[list[int], list[Round]]:
+Plan = tuple[list[int], list[Round]] | tuple[list[int], list[Round], Keys | None]
+
+
+def _one_race_round(*sends: Send) -> Plan:
     """One job, one round of `sends`, raced as both shrunk examples were: the second worker holding the
     first message, and the first worker crashing before its seventh AWS call."""
     return [0], [
@@ -1044,11 +1290,34 @@ def _one_race_round(*sends: Send) -> tuple[list[int], list[Round]]:
     ]
 
 
+def _calm(
+    *sends: Send,
+    revoke_after_sends: tuple[tuple[int, int], ...] = (),
+    revoke_in_drain: tuple[int, int] | None = None,
+) -> Round:
+    """A round without faults (the producer key divergences below need none)."""
+    return Round(
+        before=(),
+        sends=sends,
+        faults={},
+        lost_ack=None,
+        short_budget=False,
+        revoke_after_sends=revoke_after_sends,
+        revoke_in_drain=revoke_in_drain,
+    )
+
+
+def _the_keys_job(*rounds: Round) -> Plan:
+    """One job, created by a producer key that never expires (and that the rounds revoke)."""
+    return [0], list(rounds), Keys(expiries=(None,), owners=(0,))
+
+
 _STRANGER_RUN = Send(job=0, channel="stranger", name="run", cred="admin", data={})
+_KEY_RUN = Send(job=0, channel="api", name="run", cred="key", data={})
 _RESET_KEEPING = Send(job=0, channel="api", name="reset", cred="admin", data={"keep_archive": True})
 _RUNNING_CALLBACK = Send(job=0, channel="callback", name="run", cred="callback", data={}, status="RUNNING")
 
-FOUND = {
+FOUND: dict[str, tuple[str, Plan]] = {
     "race: a reset's redelivery after a crash, its erasure step and a callback on the reset job": (
         "race",
         _one_race_round(
@@ -1071,6 +1340,34 @@ FOUND = {
             Send(job=0, channel="api", name="update", cred="job_shared", data={"n": 0}),
             Send(job=0, channel="queue", name="reset", cred="admin", data={"keep_archive": True}),
             Send(job=0, channel="api", name="update", cred="job_shared", data={"n": 1}),
+        ),
+    ),
+    # Found by the random search (direct and race modes) once producer keys joined it; shrunk by hand.
+    # A key's run and the job token's update accepted, the key revoked before the worker: both are
+    # refused, and the next event must be checked against the job as it is (CREATED), not RUNNING.
+    "direct: a revoked key's run, the update behind it, then a cancel": (
+        "direct",
+        _the_keys_job(
+            _calm(_KEY_RUN, Send(0, "api", "update", "job", {}), revoke_after_sends=((2, 0),)),
+            _calm(Send(0, "api", "cancel", "job", {})),
+        ),
+    ),
+    # A key's run and update, the key revoked racing the worker: the update is refused in the state the
+    # job is in (CREATED), not the RUNNING it was accepted for; and the job is projected CREATED.
+    "direct: a key's run and update, the key revoked racing the worker": (
+        "direct",
+        _the_keys_job(_calm(_KEY_RUN, Send(0, "api", "update", "key", {"n": 0}), revoke_in_drain=(1, 0))),
+    ),
+    # The same with a reset straight from the queue in between: the update is refused in RESET.
+    "direct: the same, with a reset straight from the queue in between": (
+        "direct",
+        _the_keys_job(
+            _calm(
+                _KEY_RUN,
+                Send(0, "queue", "reset", "admin", {"keep_archive": True}),
+                Send(0, "api", "update", "key", {"n": 0}),
+                revoke_in_drain=(1, 0),
+            )
         ),
     ),
 }

@@ -18,11 +18,12 @@ Two kinds of message reach the worker:
   and, if it comes after all, is applied where the job then is, if it still can be.
   An event accepted with a producer key is the one exception to "not checked again": its apply
   carries a ConditionCheck that the key is not revoked (in the same transaction), and if it was
-  revoked after the acceptance the event is recorded rejected in its place, the job unchanged. Events
-  accepted after it against the state it would have made are rejected too, saying why; the last
-  refused record puts the API's projection back to the job as it is, so that what is sent next is
-  checked against the truth. Expiry after the acceptance does not revoke a 202: it was known in
-  advance; revocation is an explicit act.
+  revoked after the acceptance the event is recorded rejected in its place, the job unchanged; events
+  accepted after it against the state it would have made are rejected too, saying why. Expiry
+  after the acceptance does not revoke a 202: it was known in advance; revocation is an explicit act.
+  An accepted event refused in its place (whatever revoked it) that is the last one accepted puts the
+  projection back to the job as it is: the API checks the next event against the truth, not against
+  the state the refused events would have made.
 - **Sent straight to the queue** by a producer (SPEC section 6): checked in full, credential included.
   A producer key there is read and compared (constant time; not revoked or expired), the job must be
   its own, and the apply carries the same ConditionCheck. A state change of that kind waits for no
@@ -396,26 +397,25 @@ class JobService:
                     # The key was revoked after this event was accepted: recorded in its place, the job
                     # unchanged. (Expiry after acceptance does not undo a 202: it was known in advance.
                     # Revocation, an explicit act, does, as a reset does for a job token.)
+                    # No item back: the job's own condition held, so it is as accepted for. Else it is
+                    # as the item says (an event before this one was refused too, or a reset applied
+                    # in between), and the entry records the state it is in.
+                    found = conflict.job
+                    state, generation = (
+                        (a.state, a.generation) if found is None else (found.state, found.generation)
+                    )
                     entry = HistoryEntry(
-                        a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, a.state, a.state,
-                        a.generation, a.principal, KEY_REVOKED_AFTER,
+                        a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, state, state,
+                        generation, a.principal, KEY_REVOKED_AFTER,
                     )  # fmt: skip
-                    # (no item back: the job's own condition held, so it is as accepted for)
-                    projection = (str(a.state), a.generation) if conflict.job is None else None
-                    record = InOrderRecord(uuid, entry, seq, after, now, projection)
-                    recorded = self.repo.record_in_order(record)
-                    if (
-                        recorded is not None
-                        and projection is not None
-                        and not recorded.duplicate
-                        and recorded.job is not None
-                        and recorded.job.applied_seq == after
-                    ):
-                        # events were accepted after it: they keep the projection they were accepted on
-                        recorded = self.repo.record_in_order(replace(record, projection=None))
+                    last = found is None or (found.accepted_seq == seq and not found.deleted)
+                    recorded = self._record_in_place(
+                        InOrderRecord(uuid, entry, seq, after, now),
+                        (str(state), generation) if last else None,
+                    )
                     if recorded is None:
                         return Result(
-                            Outcome.REJECTED, uuid, name, a.event_id, KEY_REVOKED_AFTER, a.state, a.state
+                            Outcome.REJECTED, uuid, name, a.event_id, KEY_REVOKED_AFTER, state, state
                         )
                     conflict = recorded  # not its place (yet): as for any other refusal below
             if conflict.duplicate:
@@ -438,7 +438,6 @@ class JobService:
                 continue
             # In its place, but the job is not as it was accepted for: a reset or delete applied in
             # between revoked it (or, after a lost event, it no longer applies).
-            projection = None
             if gave_up:
                 reason = f"an event accepted before it was lost, and the job is now in {job.state}"
             elif job.deleted:
@@ -448,32 +447,41 @@ class JobService:
                     f"the job is in {job.state}, not {a.state}: an event accepted before this one was "
                     "refused (its producer key was revoked)"
                 )
-                # It was accepted against what the refused event would have made: if nothing was
-                # accepted after it, the projection goes back to the job as it is, as that event's
-                # record does when nothing follows it (else the job refused every event from now on).
-                projection = (str(job.state), job.generation)
             else:
                 reason = "the job was reset after this event was accepted"
             entry = HistoryEntry(
                 a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, job.state, job.state,
                 job.generation, a.principal, reason,
             )  # fmt: skip
-            record = InOrderRecord(uuid, entry, seq, after, now, projection)
-            conflict = self.repo.record_in_order(record)
-            if (
-                conflict is not None
-                and projection is not None
-                and not conflict.duplicate
-                and conflict.job is not None
-                and conflict.job.applied_seq == after
-            ):
-                # events were accepted after it: the last of them puts the projection back
-                conflict = self.repo.record_in_order(replace(record, projection=None))
+            last = job.accepted_seq == seq and not job.deleted
+            conflict = self._record_in_place(
+                InOrderRecord(uuid, entry, seq, after, now),
+                (str(job.state), job.generation) if last else None,
+            )
             if conflict is None:
                 return Result(Outcome.REJECTED, uuid, name, a.event_id, reason, job.state, job.state)
             if conflict.duplicate:
                 return Result("duplicate", uuid, name, a.event_id, "already processed")
         raise TransientError(f"job {uuid} kept changing while {name} {a.event_id} was applied")
+
+    def _record_in_place(self, record: InOrderRecord, job_is: tuple[str, int] | None) -> Conflict | None:
+        """Record an accepted event refused, in its place. `job_is`: the job's state and generation, when
+        nothing was accepted after this event (as far as the caller knows): the same write then puts the
+        projection back to them, so that the API checks the next event against the job as it is, not
+        against what refused events would have made of it. Events accepted after it keep the projection
+        they were accepted on (the write's condition tells; the last of them puts it back in turn)."""
+        if job_is is None:
+            return self.repo.record_in_order(record)
+        recorded = self.repo.record_in_order(replace(record, projection=job_is))
+        if (
+            recorded is not None
+            and not recorded.duplicate
+            and recorded.job is not None
+            and recorded.job.applied_seq == record.after_seq
+        ):
+            # its place, but an event was accepted after it meanwhile: recorded, the projection kept
+            recorded = self.repo.record_in_order(record)
+        return recorded
 
     def _late(self, a: _Accepted, job: Job) -> Result:
         """An accepted event whose place in the order was given up (it was lost, or dead-lettered, and
