@@ -35,7 +35,7 @@ install: $(BIN)/.installed ## create .venv and install the project with its dev 
 
 lock: $(UV) ## after editing pyproject.toml's dependencies: re-resolve uv.lock, export the layer's requirements
 	$(UV) lock --python $(PYTHON)
-	$(UV) export --quiet --frozen --only-group layer --no-emit-project -o layers/core/requirements.txt
+	$(UV) export --quiet --frozen --only-group layer --no-emit-project > layers/core/requirements.txt
 
 check-lock: $(UV) ## uv.lock agrees with pyproject.toml, and the layer's requirements with uv.lock
 	$(UV) lock --locked --python $(PYTHON)
