@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.12"*/bin/pytho
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: help install lock check-lock serve test unit integration e2e lint format typecheck validate bench mutants build deploy clean
+.PHONY: help install lock check-lock check-build serve test unit integration e2e lint format typecheck validate bench mutants build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,11 +83,25 @@ bench: install ## benchmarks: cost per event, cold start, throughput (a few minu
 mutants: install ## break each guard on purpose, one at a time; the targeted tests must notice (minutes)
 	$(BIN)/python tests/mutation/mutants.py
 
-build: ## sam build (needs the AWS SAM CLI and Python 3.12 on PATH)
-	sam build
+# The AWS SAM CLI, pinned with hashes in .ci/sam-requirements.txt, in its own venv (its pins of boto3
+# and click are older than ours, so it cannot share the project's lock).
+SAM := .tools/sam/bin/sam
+PY312_DIR = $(dir $(shell command -v $(PYTHON)))
+
+$(SAM): .ci/sam-requirements.txt | $(UV)
+	@echo "==> installing the AWS SAM CLI into .tools/sam"
+	@$(UV) venv --quiet --allow-existing --python $(PYTHON) .tools/sam
+	@$(UV) pip install --quiet --python .tools/sam/bin/python --require-hashes -r .ci/sam-requirements.txt
+	@touch $@
+
+build: $(SAM) ## sam build: the layer from the lock, compiled to bytecode (needs Python 3.12)
+	PATH="$(PY312_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build
+
+check-build: install $(SAM) ## sam build, then check sizes, versions, bytecode and imports of the artifacts
+	$(BIN)/python tests/build/check_artifacts.py --sam $(SAM) --python $(PYTHON)
 
 deploy: build ## sam deploy --guided
-	sam deploy --guided
+	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .aws-sam
