@@ -74,7 +74,7 @@ validate: install ## cfn-lint and the SAM translator, offline
 
 # Each benchmark exits 3 when a target is missed (its figures are printed either way); any other
 # failure stops the run. Results and how they were obtained: docs/PERFORMANCE.md.
-bench: install ## benchmarks: cost per event, cold start, throughput (a few minutes)
+bench: install check-build ## benchmarks: cost per event, cold start (of the built artifacts too), throughput
 	@missed=""; for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(BIN)/python $$b; rc=$$?; \
 	  if [ $$rc -eq 3 ]; then missed="$$missed $$b"; elif [ $$rc -ne 0 ]; then exit $$rc; fi; echo; done; \
 	  if [ -n "$$missed" ]; then echo "targets missed in:$$missed (see docs/PERFORMANCE.md)"; exit 3; fi; \
