@@ -69,7 +69,16 @@ print(json.dumps({"stdlib": sys.base_prefix, "modules": seen}))
 def _sam_build(sam: str, build_dir: Path, template: Path, env: dict[str, str]) -> None:
     print(f"==> sam build -t {template.relative_to(ROOT)} -b {build_dir.relative_to(ROOT)}", flush=True)
     ran = subprocess.run(  # noqa: S603 - our own tools, our own arguments
-        [sam, "build", "--template-file", str(template), "--build-dir", str(build_dir), "--base-dir", str(ROOT)],
+        [
+            sam,
+            "build",
+            "--template-file",
+            str(template),
+            "--build-dir",
+            str(build_dir),
+            "--base-dir",
+            str(ROOT),
+        ],
         cwd=ROOT,
         env=env,
         check=False,
@@ -124,7 +133,9 @@ def check_versions(layer: Path, problems: list[str]) -> None:
         if len(versions) > 1:
             problems.append(f"the layer holds {name} more than once: {versions}")
         elif pins.get(name) != versions[0]:
-            problems.append(f"the layer holds {name} {versions[0]}, the lock pins {pins.get(name, 'nothing')}")
+            problems.append(
+                f"the layer holds {name} {versions[0]}, the lock pins {pins.get(name, 'nothing')}"
+            )
     for name in sorted(set(pins) - set(shipped)):
         problems.append(f"the lock pins {name} {pins[name]}, the layer does not hold it")
     if {"boto3", "botocore"} & set(shipped) and not {"boto3", "botocore"} <= set(shipped):
@@ -137,7 +148,9 @@ def check_bytecode(layer: Path, problems: list[str]) -> None:
     missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.cpython-312.pyc").exists()]
     print(f"layer: {len(sources) - len(missing)} of {len(sources)} modules ship Python 3.12 bytecode")
     if missing:
-        problems.append(f"{len(missing)} modules in the layer have no bytecode, e.g. {missing[0].relative_to(layer)}")
+        problems.append(
+            f"{len(missing)} modules in the layer have no bytecode, e.g. {missing[0].relative_to(layer)}"
+        )
 
 
 def check_imports(python: str, build: Path, problems: list[str]) -> None:
@@ -152,7 +165,9 @@ def check_imports(python: str, build: Path, problems: list[str]) -> None:
             check=False,
         )
         if ran.returncode != 0:
-            problems.append(f"{function}: importing {module} from its artifacts failed:\n{ran.stderr[-2000:]}")
+            problems.append(
+                f"{function}: importing {module} from its artifacts failed:\n{ran.stderr[-2000:]}"
+            )
             continue
         report = json.loads(ran.stdout)
         allowed = (*folders, report["stdlib"])
@@ -171,7 +186,9 @@ def check_imports(python: str, build: Path, problems: list[str]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sam", default=shutil.which("sam") or "sam", help="the AWS SAM CLI")
     parser.add_argument("--python", default=shutil.which("python3.12") or "python3.12", help="Python 3.12")
     args = parser.parse_args()
