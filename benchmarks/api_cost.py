@@ -9,7 +9,8 @@ Kinds: a job token that does not rotate (`update` on a RUNNING job), a job token
 on a CREATED job: a state change), a job token reused after its rotation (answered with the current
 token, never rotated again), a callback (the job's callback URL), an admin token (the admin key read
 from SSM once per container and cached, so shown apart for the first request), and an event with an
-Idempotency-Key. Creating a job is shown too, without a target (it is not an event).
+Idempotency-Key, and a producer key (issue 10: one TransactWriteItems, the job's update with the key's
+ConditionCheck). Creating a job is shown too, without a target (it is not an event).
 
 Targets: issue 5 asked for <= 1 read + 1 send per accepted event, + 1 write only when the token
 rotates. Since "a 202 is a promise" (issue 9) the API accepts an event with one conditional write
@@ -243,6 +244,43 @@ def measure(events: int = 20) -> list[Row]:
                 bench.event(job, "update", token=admin)
         rows.append(Row("admin token (update, key cached)", events, calls, (1, 1)))
         bench.work()
+
+        # A producer key (issue 10): the acceptance is one TransactWriteItems (the job's update and the
+        # key's ConditionCheck), pinned to the place this container last saw the job at.
+        status, issued = bench.request(
+            "POST", "/keys", token=admin, body={"label": "bench", "pipelines": ["bench"]}, route="/keys"
+        )
+        assert status == 201, issued
+        key = issued["key"]
+        with bench.counting() as calls:
+            status, body = bench.request(
+                "POST",
+                "/jobs",
+                token=key,
+                body={"pipeline_uuid": "bench", "data": {"n": "key"}},
+                route="/jobs",
+            )
+        assert status == 201, body
+        rows.append(Row("create job (producer key: key read first)", 1, calls, None))
+        keyed_job = {"uuid": body["job"]["uuid"], "token": body["token"]}
+        bench.event(keyed_job, "run", token=key)
+        bench.work()
+        with bench.counting() as calls:
+            for _ in range(events):
+                bench.event(keyed_job, "update", token=key)
+        rows.append(Row("producer key (update)", events, calls, (1, 1)))
+        bench.work()
+        # The same, on jobs this container has not seen (another container made them): one GetItem first.
+        with bench.counting() as calls:
+            for _ in range(events):
+                bench.api._deps()._jobs.clear()
+                bench.event(keyed_job, "update", token=key)
+        rows.append(Row("producer key, job not seen by this container", events, calls, (2, 1)))
+        bench.work()
+        with bench.counting() as calls:
+            status, body = bench.request("GET", f"/jobs/{keyed_job['uuid']}", token=key, route="/jobs/{uuid}")
+        assert status == 200, body
+        rows.append(Row("read a job (producer key: key + job)", 1, calls, None))
 
         # With an Idempotency-Key: one read more, and the write a transaction with the key's record.
         with bench.counting() as calls:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelinejobs.client import Client, Job
+    from pipelinejobs.client import Client, Job, ProducerKey
     from pipelinejobs.errors import (
         BadRequest,
         Conflict,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_CLIENT_NAMES = frozenset({"Client", "Job"})
+_CLIENT_NAMES = frozenset({"Client", "Job", "ProducerKey"})
 _ERROR_NAMES = frozenset(
     {
         "BadRequest",
@@ -61,6 +61,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PipelineJobsError",
+    "ProducerKey",
     "ServiceUnavailable",
     "Unauthorized",
     "WaitTimeout",

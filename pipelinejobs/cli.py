@@ -1,5 +1,10 @@
-"""The `pipelinejobs` command line: admin tokens, jobs (list, show, history, events, bulk reset/delete),
-the dead-letter queue, and (registered by pipelinejobs.local.commands) `serve` and `demo`.
+"""The `pipelinejobs` command line: admin tokens, producer keys, jobs (list, show, history, events, bulk
+reset/delete), the dead-letter queue, and (registered by pipelinejobs.local.commands) `serve` and `demo`.
+
+It acts as one principal: the admin (`--token` / `--admin-key`) or a producer key (`--api-key`, or
+PIPELINEJOBS_KEY), as the SDK's Client does. Options given on the command line beat the environment;
+both kinds on the command line are refused; both in the environment, the key wins (a shell that
+exported a key acts as that producer, with no more than the key allows) and a note on stderr says so.
 
 Human output is rich tables on stdout; `--json` prints plain JSON for scripts instead. Messages,
 prompts and progress bars go to stderr, so `--json` output can always be piped. Failures print what
@@ -11,14 +16,17 @@ went wrong and what to do next, never a traceback, and exit non-zero:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 import os
+import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -43,7 +51,7 @@ from pipelinejobs.errors import (
 )
 
 if TYPE_CHECKING:
-    from pipelinejobs.client import Client
+    from pipelinejobs.client import Client, ProducerKey
 
 __all__ = ["app", "main"]
 
@@ -73,16 +81,20 @@ def _examples(*commands: str) -> str:
 app = typer.Typer(
     name="pipelinejobs",
     help=(
-        "Manage pipeline jobs: admin tokens, listing, history, events, bulk reset and delete, "
-        "and the dead-letter queue.\n\n"
+        "Manage pipeline jobs: admin tokens, producer keys, listing, history, events, bulk reset and "
+        "delete, and the dead-letter queue.\n\n"
         "Configuration: [bold]PIPELINEJOBS_URL[/bold] (the API, default http://127.0.0.1:8765), "
         "[bold]PIPELINEJOBS_TOKEN[/bold] (an admin token) or [bold]PIPELINEJOBS_ADMIN_KEY[/bold] "
-        "(the admin key, a fresh token per request), [bold]PIPELINEJOBS_STACK_NAME[/bold] "
-        "(a deployed stack: its outputs give the URL, the admin key parameter and the queues)."
+        "(the admin key, a fresh token per request), or [bold]PIPELINEJOBS_KEY[/bold] (a producer key: "
+        "act as a reactor, on its own jobs only), [bold]PIPELINEJOBS_STACK_NAME[/bold] "
+        "(a deployed stack: its outputs give the URL, the admin key parameter and the queues). "
+        "Options beat the environment; with both a key and an admin variable exported, the key wins."
     ),
     epilog=_examples(
         "export PIPELINEJOBS_TOKEN=$(pipelinejobs admin-token)",
         "pipelinejobs jobs list --state FAILED",
+        "pipelinejobs keys create --label my-reactor --pipeline pipe-1 --expires 90d",
+        'PIPELINEJOBS_KEY=pjk_… pipelinejobs jobs create pipe-1 --data \'{"sample": "S1"}\'',
         "pipelinejobs --stack-name pipelinejobs-prod jobs show 3f0c…",
     ),
     no_args_is_help=True,
@@ -92,7 +104,18 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 jobs_app = typer.Typer(
-    help="List, inspect and drive jobs (admin token unless said otherwise).",
+    help=(
+        "List, inspect and drive jobs: as the admin (every job), or with a producer key (the jobs it "
+        "created; never reset, ready or delete)."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+keys_app = typer.Typer(
+    help=(
+        "Producer keys (admin): give each reactor its own key instead of the admin token. A key creates "
+        "jobs for the pipelines in its scope and drives only those; revoking it stops it at once."
+    ),
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -102,6 +125,7 @@ dlq_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 
 
@@ -135,12 +159,27 @@ def _fail(message: str, hint: str | None = None, exit_code: int = 1) -> NoReturn
     raise CliError(message, hint, exit_code)
 
 
-def _explain(error: PipelineJobsError) -> CliError:
+def _explain(error: PipelineJobsError, key_id: str | None = None) -> CliError:
+    """What went wrong and what to do next; `key_id`: the producer key the command acted with."""
     message = error.message
+    if isinstance(error, Unauthorized) and key_id:
+        return CliError(
+            f"the producer key {key_id} was refused ({message})",
+            "it is unknown, revoked or expired: an admin sees its status with `pipelinejobs keys list` "
+            "and issues a new one with `pipelinejobs keys create`",
+            3,
+        )
     if isinstance(error, Unauthorized):
         return CliError(
             f"the token was rejected ({message})",
             "get a fresh admin token with `pipelinejobs admin-token` (or set PIPELINEJOBS_ADMIN_KEY)",
+            3,
+        )
+    if isinstance(error, Forbidden) and key_id:
+        return CliError(
+            f"the producer key {key_id} may not do that ({message})",
+            "a key creates jobs for the pipelines in its scope and drives only the jobs it created; "
+            "reset, ready, delete and managing keys need the admin credential (--token or --admin-key)",
             3,
         )
     if isinstance(error, Forbidden):
@@ -150,7 +189,8 @@ def _explain(error: PipelineJobsError) -> CliError:
             3,
         )
     if isinstance(error, NotFound):
-        return CliError(message, "check the uuid with `pipelinejobs jobs list` (deleted jobs are gone)", 4)
+        where = "; a producer key sees only the jobs it created" if key_id else " (deleted jobs are gone)"
+        return CliError(message, f"check the uuid with `pipelinejobs jobs list`{where}", 4)
     if isinstance(error, JobFailed):
         return CliError(message, "see why with `pipelinejobs jobs history <uuid>`", 5)
     if isinstance(error, EventRejected):
@@ -231,7 +271,7 @@ def _friendly(command: F) -> F:
         except CliError as error:
             problem = error
         except PipelineJobsError as error:
-            problem = _explain(error)
+            problem = _explain(error, _acting_key_id())
         except Exception as error:
             explained = _explain_aws(error)
             if explained is None:
@@ -246,6 +286,13 @@ def _friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _acting_key_id() -> str | None:
+    """The id of the producer key the current command acts with, if its client was made with one."""
+    config = _CURRENT.get()
+    client = config._client if config is not None else None
+    return client.key_id if client is not None else None
+
+
 # ------------------------------------------------------------------------------------------------
 # Configuration: the root options, the client, a deployed stack's outputs
 # ------------------------------------------------------------------------------------------------
@@ -256,29 +303,85 @@ class _Config:
     url: str | None = None
     token: str | None = None
     admin_key: str | None = None
+    api_key: str | None = None
     stack_name: str | None = None
+    # The credential options given on the command line (they beat the environment's).
+    explicit: frozenset[str] = frozenset()
     _client: Client | None = None
+
+    @property
+    def key_source(self) -> str:
+        return "--api-key" if "api_key" in self.explicit else "PIPELINEJOBS_KEY"
+
+    def principal(self) -> tuple[str | None, str | None, str | None]:
+        """(token, admin_key, api_key) to act with: one principal, by the module's precedence."""
+        token, admin_key, api_key = self.token, self.admin_key, self.api_key
+        if not api_key or not (token or admin_key):
+            return token, admin_key, api_key
+        key_given = "api_key" in self.explicit
+        admin_given = bool({"token", "admin_key"} & self.explicit)
+        if key_given and admin_given:
+            _fail(
+                "give --api-key or an admin credential (--token, --admin-key), not both",
+                "a command acts as one principal: the producer key, or the admin",
+            )
+        if admin_given:
+            return token, admin_key, None
+        if not key_given:
+            _err().print(
+                "[dim]note: PIPELINEJOBS_KEY is set, so this acts as that producer key, not as the admin "
+                "(unset it, or pass --token / --admin-key, to act as the admin)[/dim]"
+            )
+        return None, None, api_key
 
     def client(self) -> Client:
         if self._client is None:
-            from pipelinejobs.client import Client
-
-            url, token, key = self.url, self.token, self.admin_key
+            token, key, api_key = self.principal()
+            url = self.url
             lifetime = 3600
-            if self.stack_name and (not url or not (token or key)):
+            if self.stack_name and (not url or not (token or key or api_key)):
                 outputs = _stack_outputs(self.stack_name)
                 url = url or outputs.get("ApiUrl")
-                if not (token or key) and outputs.get("AdminKeyParameterName"):
+                if not (token or key or api_key) and outputs.get("AdminKeyParameterName"):
                     key = _read_parameter(outputs["AdminKeyParameterName"])
                     lifetime = int(outputs.get("AdminTokenLifetime") or lifetime)
-            self._client = Client(url, token=token, admin_key=key, admin_token_lifetime=lifetime)
+            self._client = _new_client(url, token, key, api_key, lifetime, self.key_source)
             if not self._client.token:
                 _fail(
-                    "no credential: these commands need an admin token",
-                    "export PIPELINEJOBS_TOKEN=$(pipelinejobs admin-token)  (or set PIPELINEJOBS_ADMIN_KEY)",
+                    "no credential: these commands need an admin token or a producer key",
+                    "export PIPELINEJOBS_TOKEN=$(pipelinejobs admin-token)  (or set PIPELINEJOBS_ADMIN_KEY; "
+                    "a reactor sets PIPELINEJOBS_KEY)",
                     3,
                 )
         return self._client
+
+
+def _new_client(
+    url: str | None,
+    token: str | None,
+    admin_key: str | None,
+    api_key: str | None,
+    lifetime: int = 3600,
+    key_source: str = "--api-key",
+) -> Client:
+    from pipelinejobs.client import Client, _key_id
+
+    if api_key and _key_id(api_key) is None:  # (never quoted: whatever it is, it may be a secret)
+        _fail(
+            f"{key_source} is not a producer key: one looks like pjk_<id>_<secret>",
+            "an admin issues one with `pipelinejobs keys create`; an admin token goes in --token",
+            3,
+        )
+    try:
+        if api_key:
+            return Client(url, api_key=api_key)
+        return Client(url, token=token, admin_key=admin_key, admin_token_lifetime=lifetime)
+    except ValueError as error:  # a URL that is not http(s)
+        _fail(str(error), "check --url / PIPELINEJOBS_URL")
+
+
+# The configuration of the command running (for the error messages, which have no context at hand).
+_CURRENT: contextvars.ContextVar[_Config | None] = contextvars.ContextVar("pipelinejobs_cli", default=None)
 
 
 def _config(ctx: typer.Context) -> _Config:
@@ -308,6 +411,18 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="PIPELINEJOBS_KEY",
+            help=(
+                "A producer key (pjk_…): act as that reactor, creating jobs in its scope and driving "
+                "only its own jobs. Beats the admin variables when both are exported."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     stack_name: Annotated[
         str | None,
         typer.Option(
@@ -318,7 +433,15 @@ def _root(
         ),
     ] = None,
 ) -> None:
-    ctx.obj = _Config(url=url, token=token, admin_key=admin_key, stack_name=stack_name)
+    explicit = frozenset(
+        name
+        for name in ("token", "admin_key", "api_key")
+        if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    )
+    ctx.obj = _Config(
+        url=url, token=token, admin_key=admin_key, api_key=api_key, stack_name=stack_name, explicit=explicit
+    )
+    _CURRENT.set(ctx.obj)
 
 
 def _boto3_client(service: str) -> Any:
@@ -530,7 +653,7 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
     table.add_column("UUID", no_wrap=True, min_width=36)
     table.add_column("STATE", no_wrap=True, min_width=widest("state", "STATE"))
     table.add_column("GEN", justify="right", no_wrap=True, min_width=3)
-    table.add_column("PIPELINE", overflow="fold", min_width=6)
+    table.add_column("PIPELINE", overflow="ellipsis", min_width=6)  # whole in `jobs show`
     for key in optional:
         table.add_column(key.upper(), overflow="fold")
     table.add_column("UPDATED (UTC)", no_wrap=True, min_width=len(rows[0]["updated"]) if rows else 13)
@@ -546,6 +669,7 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
         "pipelinejobs jobs list",
         "pipelinejobs jobs list --state FAILED --pipeline pipe-1 --limit 200",
         "pipelinejobs jobs list --tag nightly --updated-after 2024-05-01T00:00:00Z --all --json",
+        "pipelinejobs jobs list --owner Xk3v9QmL2a_B   # the jobs of one producer key",
     ),
 )
 @_friendly
@@ -556,15 +680,25 @@ def jobs_list(
     tag: TagOpt = None,
     updated_after: AfterOpt = None,
     updated_before: BeforeOpt = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="Only jobs created by this producer key's id, or `admin` (an admin's filter).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many jobs.", min=1)] = 50,
     all_jobs: Annotated[
         bool, typer.Option("--all", help="Show every matching job (pages through all).")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first, optionally filtered (admin)."""
+    """List jobs, newest first, optionally filtered: every job as the admin, its own with a producer key."""
     client = _config(ctx).client()
     filters = _filters(state, pipeline, tag, updated_after, updated_before)
+    if owner:
+        filters["owner"] = owner
     # One more than shown tells whether there are more.
     jobs = list(client.iter_jobs(**filters, limit=None if all_jobs else limit + 1))
     more = not all_jobs and len(jobs) > limit
@@ -637,32 +771,62 @@ def jobs_history(
     if not events:
         _err().print("No events yet.")
         return
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("AT (UTC)", no_wrap=True)
+    table = _history_table(events, _out().width)
+    _out().print(table)
+
+
+def _history_table(events: list[dict[str, Any]], width: int) -> Table:
+    """One row per event. On a terminal narrower than the whole table (80 columns), the principal and
+    the states stay whole and the reason keeps room to be read: a day shared by every event moves into
+    the title (the time column keeps the time), a generation shared by every event too, and a
+    transition shows only the state it led to (`→ RUNNING`)."""
+    times = [_short_time(event.get("at")) for event in events]
+    days = {time.split(" ")[0] for time in times}
+    generations = {str(event.get("generation", "")) for event in events}
+    narrow = width < 110
+    same_day = len(days) == 1 and narrow
+    show_generation = not (narrow and len(generations) == 1)
+    title = []
+    if same_day:
+        title.append(f"{next(iter(days))} (UTC)")
+    if not show_generation:
+        title.append(f"generation {next(iter(generations))}")
+    table = Table(
+        title=", ".join(title) or None,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=not narrow,
+        padding=(0, 1, 0, 0) if narrow else (0, 1),
+    )
+    table.add_column("AT" if same_day else "AT (UTC)", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
     table.add_column("OUTCOME", no_wrap=True)
-    table.add_column("TRANSITION", no_wrap=True)
-    table.add_column("GEN", justify="right")
-    table.add_column("BY")
-    table.add_column("REASON / DATA", overflow="fold")
-    for event in events:
+    table.add_column("STATE" if narrow else "TRANSITION", no_wrap=True)
+    if show_generation:
+        table.add_column("GEN", justify="right", no_wrap=True)
+    table.add_column("BY", no_wrap=True)
+    table.add_column("REASON / DATA", overflow="fold", min_width=12)
+    for event, at in zip(events, times, strict=True):
         outcome = str(event.get("outcome") or event.get("status") or "")
         style = OUTCOME_STYLES.get(outcome, "")
         source, target = event.get("from_state"), event.get("to_state")
-        transition = (
-            f"{source or '-'} → {target or '-'}" if target and target != source else str(source or "-")
-        )
+        if target and target != source:
+            transition = f"→ {target}" if narrow else f"{source or '-'} → {target}"
+        else:
+            transition = str(source or "-")
         detail = event.get("reason") or (json.dumps(event["data"]) if event.get("data") else "")
-        table.add_row(
-            _short_time(event.get("at")),
+        cells = [
+            at.split(" ", 1)[-1] if same_day else at,
             escape(str(event.get("name"))),
             f"[{style}]{escape(outcome)}[/{style}]" if style else escape(outcome),
             escape(transition),
-            str(event.get("generation", "")),
+            *([str(event.get("generation", ""))] if show_generation else []),
             escape(str(event.get("by") or "")),
             escape(str(detail)),
-        )
-    _out().print(table)
+        ]
+        table.add_row(*cells)
+    return table
 
 
 # ------------------------------------------------------------------------------------------------
@@ -719,7 +883,8 @@ def jobs_create(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a job (admin). The uuid derives from the pipeline, inputs and data: same inputs, same job.
+    """Create a job (admin, or a producer key for a pipeline in its scope, which then owns it). The uuid
+    derives from the pipeline, inputs and data: same inputs, same job.
 
     Prints the job, its first job token and its callback URL (both secrets: hand them to the job only).
     """
@@ -814,13 +979,12 @@ def jobs_event(
 
 def _job_client(ctx: typer.Context) -> Client:
     """A client for commands sent with a job token: no admin credential needed."""
-    from pipelinejobs.client import Client
-
     config = _config(ctx)
     url = config.url
     if not url and config.stack_name:
         url = _stack_outputs(config.stack_name).get("ApiUrl")
-    return Client(url, token=config.token, admin_key=config.admin_key)
+    token, admin_key, api_key = config.principal()
+    return _new_client(url, token, admin_key, api_key, key_source=config.key_source)
 
 
 @jobs_app.command(
@@ -864,7 +1028,8 @@ def jobs_token(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue a fresh job token (admin); show it and the job's current callback URL.
+    """Issue a fresh job token (admin, or the producer key that owns the job); show it and, for an
+    admin, the job's current callback URL.
 
     The previous token stays valid for its grace period. With --new-callback-url the callback URL is
     replaced too, and the old one stops working at once (give the new one to the compute platform)."""
@@ -874,7 +1039,12 @@ def jobs_token(
         return
     typer.echo(f"token:        {response['token']}")
     url = response.get("callback_url")
-    typer.echo(f"callback_url: {url}" if url else "callback_url: (none: issue one with --new-callback-url)")
+    if url:
+        typer.echo(f"callback_url: {url}")
+    elif _acting_key_id():
+        typer.echo("callback_url: (shown to an admin only)")
+    else:
+        typer.echo("callback_url: (none: issue one with --new-callback-url)")
 
 
 @jobs_app.command("ready", epilog=_examples("pipelinejobs jobs ready 3f0c2a4e-…"))
@@ -1101,6 +1271,278 @@ def jobs_delete(
         as_json,
         "DELETED" if wait else None,
         timeout,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# keys: create, list, revoke (admin)
+# ------------------------------------------------------------------------------------------------
+
+KEY_STATUS_STYLES = {"active": "green", "expired": "yellow", "revoked": "red"}
+_DURATION = re.compile(r"(\d+)\s*([hdw])", re.IGNORECASE)
+_DURATION_SECONDS = {"h": 3600, "d": 86_400, "w": 7 * 86_400}
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{12}")
+
+
+def _expiry(text: str, now: datetime) -> datetime:
+    """`--expires`: a duration from now (12h, 30d, 8w) or an ISO-8601 date or time (naive = UTC)."""
+    text = text.strip()
+    duration = _DURATION.fullmatch(text)
+    if duration:
+        moment = now + timedelta(seconds=int(duration[1]) * _DURATION_SECONDS[duration[2].lower()])
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(
+                f"--expires {text!r} is neither a duration nor a date",
+                "give a duration (12h, 30d, 90d, 8w) or an ISO-8601 date or time "
+                "(2027-01-01, 2027-01-01T12:00:00Z)",
+            )
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    if moment <= now:
+        _fail(f"--expires {text!r} is not in the future", "e.g. --expires 90d")
+    return moment
+
+
+def _in_words(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds >= 2 * 86_400:
+        return f"in {round(seconds / 86_400)} days"
+    if seconds >= 2 * 3600:
+        return f"in {round(seconds / 3600)} hours"
+    return f"in {max(1, round(seconds / 60))} minutes"
+
+
+def _scope(pipelines: Iterable[str]) -> str:
+    listed = list(pipelines)
+    return "* (every pipeline)" if listed == ["*"] else ", ".join(listed)
+
+
+def _key_status(status: str) -> str:
+    style = KEY_STATUS_STYLES.get(status)
+    return f"[{style}]{escape(status)}[/{style}]" if style else escape(status)
+
+
+def _key_json(key: ProducerKey) -> dict[str, Any]:
+    """A key's record for --json, as the API gives it (the key itself only when it was just issued)."""
+    record: dict[str, Any] = {"id": key.id, "key": key.key} if key.key else {"id": key.id}
+    record.update(
+        label=key.label,
+        pipelines=list(key.pipelines),
+        status=key.status,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        revoked_at=key.revoked_at,
+    )
+    return record
+
+
+def _key_argument(text: str) -> str:
+    """The id to act on: an id, or a whole key pasted by mistake (its id is taken; it is never shown)."""
+    from pipelinejobs.client import _key_id
+
+    return _key_id(text) or text
+
+
+def _shown_id(text: str) -> str:
+    return text if _KEY_ID.fullmatch(text) else "(not shown)"
+
+
+@contextlib.contextmanager
+def _managing_keys(key_id: str | None = None) -> Iterator[None]:
+    """The errors of the /keys routes, said for keys: who may manage them, which id is unknown."""
+    try:
+        yield
+    except Forbidden:
+        acting = _acting_key_id()
+        hint = (
+            f"this acted as the producer key {acting} (--api-key / PIPELINEJOBS_KEY): pass --token or "
+            "--admin-key, or unset PIPELINEJOBS_KEY"
+            if acting
+            else "use the admin credential: export PIPELINEJOBS_TOKEN=$(pipelinejobs admin-token)"
+        )
+        raise CliError("managing keys needs the admin credential", hint, 3) from None
+    except NotFound:
+        raise CliError(
+            f"no producer key {_shown_id(key_id or '')}", "`pipelinejobs keys list` shows every key's id", 4
+        ) from None
+
+
+@keys_app.command(
+    "create",
+    epilog=_examples(
+        "pipelinejobs keys create --label lab-a --pipeline pipe-1 --expires 90d",
+        "pipelinejobs keys create --label nightly-reactor --pipeline pipe-1 --pipeline pipe-2 --expires 2027-01-01",
+        "pipelinejobs keys create --label ops --all-pipelines --json | jq -r .key",
+    ),
+)
+@_friendly
+def keys_create(
+    ctx: typer.Context,
+    label: Annotated[
+        str,
+        typer.Option("--label", help="Who or what holds the key (1 to 100 characters).", show_default=False),
+    ],
+    pipeline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pipeline", help="A pipeline it may create jobs for (repeatable).", show_default=False
+        ),
+    ] = None,
+    all_pipelines: Annotated[
+        bool, typer.Option("--all-pipelines", help="Every pipeline (the scope `*`).")
+    ] = False,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires",
+            help="When it stops working: a duration (12h, 30d, 90d, 8w) or an ISO-8601 date or time "
+            "(UTC unless it says otherwise). Never, when not given.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the key and its record as JSON.")] = False,
+) -> None:
+    """Issue a producer key (admin): for a reactor, a pipeline's service or a person.
+
+    The key creates jobs for the pipelines in its scope, reads, lists and drives the jobs it created,
+    and rotates their tokens; never reset, ready, delete, another owner's jobs, or managing keys.
+
+    It is printed this once (only its hash is stored): store it now, in the reactor's secret store.
+    """
+    if all_pipelines and pipeline:
+        _fail("give --pipeline or --all-pipelines, not both")
+    if not all_pipelines and not pipeline:
+        _fail("which pipelines? give --pipeline (repeatable) or --all-pipelines", "e.g. --pipeline pipe-1")
+    scope = ["*"] if all_pipelines else list(dict.fromkeys(pipeline or []))
+    now = datetime.now(UTC)
+    until = _expiry(expires, now) if expires else None
+    client = _config(ctx).client()
+    with _managing_keys():
+        issued = client.keys.create(label, scope, expires_at=until)
+    err = _err()
+    if as_json:
+        _print_json(_key_json(issued))
+        err.print("[yellow]Store the key now: it cannot be shown again.[/yellow]")
+        return
+    out = _out()
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("id", escape(issued.id))
+    table.add_row("label", escape(issued.label))
+    table.add_row("pipelines", escape(_scope(issued.pipelines)))
+    expiry = "never" if until is None else f"{_iso(until)}  ({_in_words(until - now)})"
+    table.add_row("expires", escape(expiry))
+    out.print(table)
+    out.print(f"[bold]key[/bold]        {escape(str(issued.key))}", soft_wrap=True)
+    err.print()
+    err.print(
+        "[bold yellow]Store this key now:[/bold yellow] it is shown this once and cannot be shown again "
+        "(only its hash is kept). A lost key is revoked and replaced, never recovered."
+    )
+    err.print(
+        "[dim]→ the reactor uses it as [/dim]export PIPELINEJOBS_KEY=<the key above>[dim], which the SDK "
+        "(Client()) and the CLI read; over HTTP, Authorization: Bearer <the key>[/dim]"
+    )
+    err.print(f"[dim]→ revoke it, at once: [/dim]pipelinejobs keys revoke {escape(issued.id)}")
+
+
+@keys_app.command(
+    "list",
+    epilog=_examples(
+        "pipelinejobs keys list", "pipelinejobs keys list --active", "pipelinejobs keys list --json"
+    ),
+)
+@_friendly
+def keys_list(
+    ctx: typer.Context,
+    active: Annotated[bool, typer.Option("--active", help="Only keys that work now.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List producer keys, newest first (admin): id, label, scope, status, expiry. Never a key itself."""
+    client = _config(ctx).client()
+    with _managing_keys():
+        keys = client.keys.list()
+    shown = [key for key in keys if key.active] if active else keys
+    if as_json:
+        _print_json({"keys": [_key_json(key) for key in shown]})
+        return
+    if not shown:
+        _err().print(
+            "No active keys." if keys else "No producer keys yet: issue one with `pipelinejobs keys create`."
+        )
+        return
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("ID", no_wrap=True, min_width=12)
+    table.add_column("LABEL", overflow="fold", min_width=5)
+    table.add_column("PIPELINES", overflow="fold", min_width=9)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("EXPIRES (UTC)", no_wrap=True)
+    for key in shown:
+        expires = _short_time(key.expires_at)[:16] if key.expires_at else "never"
+        table.add_row(
+            escape(key.id),
+            escape(key.label),
+            escape(_scope(key.pipelines)),
+            _key_status(key.status),
+            escape(expires),
+        )
+    _out().print(table)
+    working = sum(key.active for key in keys)
+    _err().print(f"[dim]{len(shown)} key{'s' if len(shown) != 1 else ''} shown, {working} active[/dim]")
+
+
+@keys_app.command(
+    "revoke",
+    epilog=_examples(
+        "pipelinejobs keys revoke Xk3v9QmL2a_B", "pipelinejobs keys revoke Xk3v9QmL2a_B --yes --json"
+    ),
+)
+@_friendly
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `pipelinejobs keys list`).")],
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a producer key (admin), at once. Asks first, unless --yes.
+
+    The API refuses the key from the next request, and the worker rejects its events accepted but not
+    applied yet. What was applied stays; its jobs stay (reset or delete them as admin), and so do the
+    job tokens their creation handed out.
+    """
+    key_id = _key_argument(key_id)
+    client = _config(ctx).client()
+    with _managing_keys(key_id):
+        if not yes:
+            record = next((key for key in client.keys.list() if key.id == key_id), None)
+            if record is None:
+                raise NotFound("no producer key with this id")
+            if record.status == "revoked":
+                if as_json:
+                    _print_json(_key_json(record))
+                else:
+                    _out().print(
+                        f"Key {escape(record.id)} ({escape(record.label)}) was already revoked "
+                        f"at {_short_time(record.revoked_at)} UTC."
+                    )
+                return
+            question = (
+                f"Revoke key {record.id} ({record.label}; pipelines {_scope(record.pipelines)})? "
+                "Its events still queued will be rejected"
+            )
+            if not typer.confirm(question, default=False, err=True):
+                _fail("aborted, nothing changed")
+        revoked = client.keys.revoke(key_id)
+    if as_json:
+        _print_json(_key_json(revoked))
+        return
+    _out().print(
+        f"Revoked key {escape(revoked.id)} ({escape(revoked.label)}) at {_short_time(revoked.revoked_at)} "
+        "UTC: refused from now on; its events still queued will be rejected."
     )
 
 

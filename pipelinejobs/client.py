@@ -2,19 +2,40 @@
 
     from pipelinejobs import Client
 
-    client = Client()                       # PIPELINEJOBS_URL, PIPELINEJOBS_TOKEN / PIPELINEJOBS_ADMIN_KEY
+    client = Client()                       # PIPELINEJOBS_URL; PIPELINEJOBS_KEY, or PIPELINEJOBS_TOKEN / _ADMIN_KEY
     job = client.create_job("pipe-1", {"sample": "S1"}, tags=["nightly"])
     job.run({"host": "node-7"}).update(progress=0.5).finish()
     job.wait_for("FINISHED", timeout=30)    # events are applied asynchronously by the queue worker
     for entry in job.history():
         print(entry["name"], entry["outcome"])
 
-Credentials. A `Client` holds the caller's credential: an admin token (`token=`, or `PIPELINEJOBS_TOKEN`),
-or better the admin key (`admin_key=`, or `PIPELINEJOBS_ADMIN_KEY`), from which a fresh admin token is
-computed for every request, so a long-running process never holds an expired one. A `Job` handle
-holds the job's own token when it has one (from `create_job`, `Job.rotate_token`, or `client.job(uuid,
-token=...)`) and uses the client's credential otherwise. Admin-only events (reset, ready, delete) always
-use the client's credential when it has one.
+Credentials. A `Client` acts as one principal (SPEC section 4):
+
+- a producer key (`api_key=`, or `PIPELINEJOBS_KEY`): what a reactor should hold. It creates jobs for
+  the pipelines in its scope and reads, lists and drives only the jobs it created; never reset, ready,
+  delete, and never key management. Its handles act with the key itself, so revoking the key stops
+  everything the process sends at once;
+- an admin: the admin key (`admin_key=`, or `PIPELINEJOBS_ADMIN_KEY`), from which a fresh admin token
+  is computed for every request, so a long-running process never holds an expired one, or one admin
+  token (`token=`, or `PIPELINEJOBS_TOKEN`).
+
+Explicit arguments beat the environment (given any of `token`, `admin_key`, `api_key`, no credential
+variable is read). Explicitly, `token` beats `admin_key`, and a producer key with an admin credential is
+refused (ValueError: which one should own the jobs?). In the environment, `PIPELINEJOBS_KEY` beats the
+admin variables: a process given a key acts as that producer, with no more than the key allows.
+
+    client = Client(api_key=os.environ["REACTOR_KEY"])
+    job = client.create_job("pipe-1", {"sample": "S1"})    # owned by the key
+    job.run().finish()                                      # sent with the key
+
+A `Job` handle of an admin's client holds the job's own token when it has one (from `create_job`,
+`Job.rotate_token`, or `client.job(uuid, token=...)`) and uses the client's credential otherwise; admin-only
+events (reset, ready, delete) always use the client's credential when it has one. A handle of a producer
+key's client keeps that token too (`job.token`, to hand to the job itself) but acts with the key.
+
+Producer keys are issued and revoked by an admin: `client.keys.create(label=, pipelines=, expires_at=)`
+returns a `ProducerKey` whose `.key` is shown this once; `client.keys.list()`, `client.keys.revoke(id)`.
+A key never appears in a `repr`, and the SDK logs nothing.
 
 Token following. Every mutating response carries `token`, the token to use next (job tokens rotate,
 SPEC section 4). A handle replaces its token with it after each request, so callers never see rotation.
@@ -39,6 +60,7 @@ backoff and jitter (honouring `Retry-After`); a GET is also retried after a drop
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as _dt
 import http.client
@@ -51,6 +73,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipelinejobs.errors import (
@@ -66,7 +89,7 @@ from pipelinejobs.errors import (
     error_for_response,
 )
 
-__all__ = ["DEFAULT_URL", "FAILURE_STATES", "Client", "Job"]
+__all__ = ["DEFAULT_URL", "FAILURE_STATES", "Client", "Job", "Keys", "ProducerKey"]
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 # States `wait_for` gives up on at once, unless one of them is what it waits for.
@@ -83,6 +106,9 @@ ADMIN_EVENTS = frozenset({"reset", "ready", "delete"})
 _USER_AGENT = "pipelinejobs-sdk/0.1"
 _RETRY_ALWAYS = frozenset({429, 503})
 _RETRY_IF_IDEMPOTENT = frozenset({502, 504})
+# A producer key is pjk_<12-character public id>_<secret> (jobcore.tokens); only the id is ever shown.
+_KEY_PREFIX = "pjk_"
+_KEY_ID_CHARS = 12
 
 
 def _env(name: str) -> str | None:
@@ -102,14 +128,27 @@ def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in mapping.items() if value is not None}
 
 
+def _key_id(key: str) -> str | None:
+    """The public id in a producer key `pjk_<id>_<secret>`, or None if `key` is not shaped like one.
+    (The id may itself hold a "_": it is cut at its fixed length.)"""
+    rest = key.removeprefix(_KEY_PREFIX)
+    if rest == key or len(rest) <= _KEY_ID_CHARS + 1 or rest[_KEY_ID_CHARS] != "_":
+        return None
+    return rest[:_KEY_ID_CHARS]
+
+
 class Client:
     """A connection to one pipelinejobs API (the local stack or a deployed stack).
 
     url: base URL (`PIPELINEJOBS_URL`, default http://127.0.0.1:8765).
     token: a credential sent with every request that has no more specific one, usually an admin
         token (`PIPELINEJOBS_TOKEN`). admin_key: the admin key (`PIPELINEJOBS_ADMIN_KEY`); a fresh admin
-        token is computed from it per request. An explicit argument beats the environment; `token`
-        beats `admin_key`.
+        token is computed from it per request. api_key: a producer key, `pjk_...` (`PIPELINEJOBS_KEY`):
+        the client acts as that producer, and its handles act with the key.
+        Precedence: explicit arguments beat the environment (given any of the three, no credential
+        variable is read); `token` beats `admin_key`; `api_key` with `token` or `admin_key` is a
+        ValueError. From the environment, `PIPELINEJOBS_KEY` beats `PIPELINEJOBS_TOKEN`, which beats
+        `PIPELINEJOBS_ADMIN_KEY`. A key that is not shaped like one is a ValueError (never quoting it).
     timeout: seconds per HTTP request. retries: extra attempts on retriable failures (see the module
         doc). backoff / max_backoff: first and largest delay between attempts, in seconds.
     poll_interval / max_poll_interval: first and largest delay between `wait_for` polls.
@@ -122,6 +161,7 @@ class Client:
         token: str | None = None,
         *,
         admin_key: str | None = None,
+        api_key: str | None = None,
         admin_token_lifetime: int = 3600,
         timeout: float = 30.0,
         retries: int = 4,
@@ -134,10 +174,25 @@ class Client:
         self.url = (url or _env("PIPELINEJOBS_URL") or DEFAULT_URL).rstrip("/")
         if urllib.parse.urlsplit(self.url).scheme not in {"http", "https"}:
             raise ValueError(f"the API URL must be http(s)://..., not {self.url!r}")
-        if token is None and admin_key is None:
-            token, admin_key = _env("PIPELINEJOBS_TOKEN"), _env("PIPELINEJOBS_ADMIN_KEY")
-        self._token = token or None
-        self._admin_key = None if self._token else (admin_key or None)
+        source = "api_key"
+        if token is None and admin_key is None and api_key is None:
+            api_key, source = _env("PIPELINEJOBS_KEY"), "PIPELINEJOBS_KEY"
+            if api_key is None:
+                token, admin_key = _env("PIPELINEJOBS_TOKEN"), _env("PIPELINEJOBS_ADMIN_KEY")
+        elif api_key is not None and (token is not None or admin_key is not None):
+            raise ValueError(
+                "give a producer key (api_key) or an admin credential (token, admin_key), not both: "
+                "a client acts as one principal"
+            )
+        self._api_key = api_key or None
+        self._key_id = _key_id(self._api_key) if self._api_key else None
+        if self._api_key and self._key_id is None:
+            raise ValueError(
+                f"{source} is not a producer key: one looks like pjk_<id>_<secret> "
+                "(issued by `pipelinejobs keys create`); an admin token goes in token="
+            )
+        self._token = None if self._api_key else (token or None)
+        self._admin_key = None if self._api_key or self._token else (admin_key or None)
         self.admin_token_lifetime = admin_token_lifetime
         self.timeout = timeout
         self.retries = retries
@@ -150,16 +205,23 @@ class Client:
         self._sleep = time.sleep
         self._monotonic = time.monotonic
         self._opener = urllib.request.build_opener()
+        self.keys = Keys(self)
 
     def __repr__(self) -> str:
-        kind = "admin key" if self._admin_key else ("token" if self._token else "no credential")
+        if self._key_id:
+            kind = f"producer key {self._key_id}"  # the id is public; the secret never shows
+        else:
+            kind = "admin key" if self._admin_key else ("token" if self._token else "no credential")
         return f"Client({self.url!r}, {kind})"
 
     # -- credentials ---------------------------------------------------------------------------
 
     @property
     def token(self) -> str | None:
-        """The client's credential for the next request (a fresh admin token when it holds the key)."""
+        """The client's credential for the next request (a fresh admin token when it holds the admin
+        key; the producer key when it holds one)."""
+        if self._api_key:
+            return self._api_key
         if self._token:
             return self._token
         if self._admin_key:
@@ -167,6 +229,12 @@ class Client:
 
             return str(admin_token(self._admin_key, time.time(), self.admin_token_lifetime))
         return None
+
+    @property
+    def key_id(self) -> str | None:
+        """The public id of the client's producer key (the `owner` of the jobs it creates), or None
+        when it holds no key."""
+        return self._key_id
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -184,12 +252,16 @@ class Client:
         archive_path: str | None = None,
         exist_ok: bool = False,
     ) -> Job:
-        """Create a job (admin) and return its handle, holding the job's first token.
+        """Create a job and return its handle, holding the job's first token.
+
+        Admin, or a producer key for a pipeline in its scope (the key is then the job's `owner`, and
+        the handle acts with the key; `job.token` is the job's own token, to hand to the job itself).
 
         The uuid is derived from pipeline_uuid, child_of and data: creating the same job twice raises
         `JobExists` (a `Conflict`, with `.uuid`), unless `exist_ok`, which returns a handle to the
-        existing job using the client's credential. Raises BadRequest, Unauthorized, Forbidden,
-        PayloadTooLarge, ServiceUnavailable.
+        existing job using the client's credential (a producer key gets the `JobExists` all the same
+        when the job is another owner's: it may not read it). Raises BadRequest, Unauthorized,
+        Forbidden (a pipeline outside the key's scope), PayloadTooLarge, ServiceUnavailable.
         """
         body = _compact(
             {
@@ -209,7 +281,10 @@ class Client:
         except JobExists as error:
             if not exist_ok or not error.uuid:
                 raise
-            return self.get_job(error.uuid)
+            try:
+                return self.get_job(error.uuid)
+            except NotFound:
+                raise error from None  # another owner's job: it exists, and this key may not see it
         return Job(
             self,
             created["job"]["uuid"],
@@ -242,13 +317,16 @@ class Client:
         state: str | None = None,
         pipeline_uuid: str | None = None,
         tag: str | None = None,
+        owner: str | None = None,
         updated_after: str | _dt.datetime | None = None,
         updated_before: str | _dt.datetime | None = None,
         limit: int | None = None,
         page_size: int = 100,
     ) -> Iterator[dict[str, Any]]:
-        """Jobs matching the filters (admin), newest first, fetching pages as the iteration goes.
+        """Jobs matching the filters, newest first, fetching pages as the iteration goes: every job for
+        an admin, only its own for a producer key.
 
+        owner: a producer key's id, or "admin" (an admin's filter; a key may name only its own id).
         limit: the most jobs to yield (None: all). Each yielded item is the job's representation.
         """
         query = _compact(
@@ -256,6 +334,7 @@ class Client:
                 "state": state,
                 "pipeline_uuid": pipeline_uuid,
                 "tag": tag,
+                "owner": owner,
                 "updated_after": _timestamp(updated_after),
                 "updated_before": _timestamp(updated_before),
             }
@@ -467,6 +546,105 @@ class Client:
         return min(delay * 1.6, self.max_poll_interval)
 
 
+@dataclass(frozen=True)
+class ProducerKey:
+    """A producer key's record, as an admin sees it (`client.keys`).
+
+    `key` is the key itself (`pjk_...`): only in the answer to `create`, the one time it is shown
+    (only its hash is stored); None in listings. It never appears in the repr. `status` is `active`,
+    `expired` or `revoked`; times are ISO-8601 UTC strings (None: never expires, not revoked).
+    """
+
+    id: str
+    label: str
+    pipelines: tuple[str, ...]
+    status: str
+    created_at: str | None = None
+    expires_at: str | None = None
+    revoked_at: str | None = None
+    key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ProducerKey:
+        return cls(
+            id=str(body.get("id")),
+            label=str(body.get("label") or ""),
+            pipelines=tuple(body.get("pipelines") or ()),
+            status=str(body.get("status") or ""),
+            created_at=body.get("created_at"),
+            expires_at=body.get("expires_at"),
+            revoked_at=body.get("revoked_at"),
+            key=body.get("key"),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+class Keys:
+    """Producer keys, managed by an admin (`client.keys`; SPEC section 4 item 4). A producer key's own
+    client gets Forbidden here: managing keys needs the admin credential."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<Keys of {self._client!r}>"
+
+    def create(
+        self,
+        label: str,
+        pipelines: Sequence[str] | str,
+        *,
+        expires_at: str | _dt.datetime | _dt.date | _dt.timedelta | float | None = None,
+    ) -> ProducerKey:
+        """Issue a producer key; its `.key` is in this answer only: store it (or hand it over) now.
+
+        pipelines: the pipeline ids it may create jobs for, or ["*"] (every pipeline); one id alone may
+        be given as a string. expires_at: when it stops working: a datetime (naive = UTC), a date
+        (midnight UTC), a timedelta from now, ISO-8601 text, or epoch seconds; None: never.
+        Raises BadRequest (an empty label, no pipelines, an expiry in the past), Unauthorized,
+        Forbidden (not an admin).
+        """
+        scope = [pipelines] if isinstance(pipelines, str) else list(pipelines)
+        body = _compact({"label": label, "pipelines": scope, "expires_at": _expiry(expires_at)})
+        return ProducerKey.from_body(
+            self._client._request("POST", "/keys", body=body, token=self._client.token)
+        )
+
+    def list(self) -> builtins.list[ProducerKey]:
+        """Every producer key, newest first, whatever its status (never a key itself)."""
+        page = self._client._request("GET", "/keys", token=self._client.token)
+        return [ProducerKey.from_body(item) for item in page.get("keys", [])]
+
+    def revoke(self, key: str | ProducerKey) -> ProducerKey:
+        """Revoke a key (its id, or its record), at once: the API refuses it from the next request, and
+        its events accepted but not applied yet are rejected by the worker. Events it sent that were
+        applied stay applied, and its jobs stay (an admin may reset or delete them). Idempotent: revoking
+        again keeps the first revocation's time. Raises NotFound (no such key), Forbidden."""
+        key_id = key.id if isinstance(key, ProducerKey) else key
+        answer = self._client._request("DELETE", f"/keys/{_quote(key_id)}", token=self._client.token)
+        return ProducerKey.from_body(answer)
+
+
+def _expiry(
+    value: str | _dt.datetime | _dt.date | _dt.timedelta | float | None,
+) -> str | float | None:
+    """A key's expiry as the API takes it: ISO-8601 text or epoch seconds."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("expires_at is a datetime, a date, a timedelta, ISO-8601 text or epoch seconds")
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, _dt.timedelta):
+        value = _dt.datetime.now(_dt.UTC) + value
+    elif not isinstance(value, _dt.datetime):
+        value = _dt.datetime.combine(value, _dt.time(), tzinfo=_dt.UTC)
+    return _timestamp(value)
+
+
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
@@ -485,6 +663,9 @@ class Job:
     chain; the event is applied asynchronously, so read the new state with `refresh()` or
     `wait_for(...)`. Each takes the event's data as a mapping and/or keyword arguments:
     `job.update({"progress": 0.5})` or `job.update(progress=0.5)`.
+
+    The handle acts with its job token when it has one, else with the client's credential; on a
+    client holding a producer key it always acts with the key (and keeps the job token only to hand on).
     """
 
     def __init__(
@@ -514,7 +695,8 @@ class Job:
 
     @property
     def token(self) -> str | None:
-        """The handle's current job (or callback) token; None if it acts with the client's credential."""
+        """The handle's current job (or callback) token; None if it has none. A handle of a producer
+        key's client keeps the token it was given or issued, to hand to the job, but acts with the key."""
         with self._lock:
             return self._token
 
@@ -607,7 +789,8 @@ class Job:
     def _post(self, name: str, data: dict[str, Any] | None, key: str | None = None) -> dict[str, Any]:
         admin_only = name in ADMIN_EVENTS
         with self._lock:
-            own = self._token
+            # (a producer key's client acts with its key: revoking the key stops the handle at once)
+            own = None if self.client.key_id else self._token
         use = self.client.token if (admin_only and self.client.token) or not own else own
         try:
             receipt = self.client.send_event(self.uuid, name, data, token=use, idempotency_key=key)
@@ -705,7 +888,8 @@ class Job:
         return self
 
     def rotate_token(self) -> str:
-        """Get a fresh job token (rotating now) and keep it in the handle. Admin, or the job's token."""
+        """Get a fresh job token (rotating now) and keep it in the handle. Admin, the job's token, or
+        its owner's producer key (which gets no callback URL)."""
         response = self.client.issue_token_response(self.uuid, token=self._credential())
         with self._lock:
             self._token = response["token"]
@@ -774,5 +958,7 @@ class Job:
             delay = self.client._pause(deadline, delay, timed_out)
 
     def _credential(self) -> str | None:
+        if self.client.key_id:
+            return self.client.token
         with self._lock:
             return self._token or self.client.token

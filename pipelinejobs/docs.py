@@ -33,7 +33,9 @@ from jobcore.tokens import (
     _TOKEN_BYTES,
     CALLBACK_TOKEN_PREFIX,
     JOB_TOKEN_PREFIX,
+    KEY_ID_CHARS,
     MAX_GRACE_TOKENS,
+    PRODUCER_KEY_PREFIX,
     RotationPolicy,
 )
 
@@ -188,13 +190,24 @@ def render_token_rules() -> str:
             f"a new one every window of {lifetime} s (`ADMIN_TOKEN_LIFETIME`)",
             "its own window and the next one",
         ),
+        (
+            "producer key",
+            f"`{PRODUCER_KEY_PREFIX}<id>_` + 43 URL-safe characters (256 random bits); the {KEY_ID_CHARS}-"
+            "character id is public. Issued by an admin (`POST /keys`) with a label, a scope of pipelines "
+            "(`*`: all) and an optional expiry; shown once",
+            _events_for(Actor.KEY).replace("on its own job only", "on the jobs it created")
+            + "; creating jobs in its scope, reading and listing its own jobs, rotating their job tokens",
+            "never",
+            "until its expiry, or an admin revokes it (`DELETE /keys/{id}`): at once at the API, and for "
+            "events already queued with it at the worker",
+        ),
     ]
     lines = [
         "| credential | looks like | authorizes | rotates | stays valid |",
         "|---|---|---|---|---|",
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
-        "Job and callback tokens are stored only as SHA-256 hashes and compared in constant time; no token, "
+        "Job and callback tokens and producer keys are stored only as SHA-256 hashes and compared in constant time; no token, "
         "hash or admin material appears in a job, a log line, a history entry, a metric or an error.",
     ]
     return "\n".join(lines) + "\n"

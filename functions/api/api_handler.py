@@ -40,6 +40,7 @@ from jobcore.errors import (
     JobError,
     JobExists,
     JobNotFound,
+    KeyNotFound,
     PayloadTooLarge,
     TooManyRotations,
     TransientError,
@@ -48,7 +49,7 @@ from jobcore.errors import (
 )
 from jobcore.models import MAX_BODY_BYTES, JobSpec, LifecycleEvent
 from jobcore.payloads import strict_json_loads
-from jobcore.states import EVENT_NAMES, Actor, State
+from jobcore.states import EVENT_NAMES, State
 
 logger = Logger()
 
@@ -64,6 +65,7 @@ ERROR_STATUS: Final = {
     Forbidden: HTTPStatus.FORBIDDEN,
     JobNotFound: HTTPStatus.NOT_FOUND,
     EventNotFound: HTTPStatus.NOT_FOUND,
+    KeyNotFound: HTTPStatus.NOT_FOUND,
     JobExists: HTTPStatus.CONFLICT,
     EventNotAllowed: HTTPStatus.CONFLICT,
     # The IETF Idempotency-Key draft's status for a key reused with another request.
@@ -170,6 +172,7 @@ class JobView(BaseModel):
     created_at: str
     updated_at: str
     state_entered_at: str
+    owner: str = Field("admin", description="who created it: a producer key's id, or admin")
     queued_events: int = Field(0, description="events accepted and not applied yet")
     allowed_events: list[str] = Field(
         description="events the caller's credential may send now: from the state the job will be in once "
@@ -208,7 +211,7 @@ class HistoryEntryView(BaseModel):
     from_state: State | None
     to_state: State | None
     generation: int | None
-    by: Actor | None
+    by: str | None = Field(description="who sent it: admin, job, callback, key:<id> or system")
 
 
 class HistoryResponse(BaseModel):
@@ -220,6 +223,35 @@ class EventStatusResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
     event_id: str
     status: Literal["queued", "applied", "ignored", "rejected"]
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(min_length=1, max_length=100, description="who or what holds the key")
+    pipelines: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=100, description='the pipelines it may create jobs for, or ["*"]'
+    )
+    expires_at: str | float | None = Field(
+        None, description="ISO-8601 (2026-12-31T00:00:00Z) or epoch seconds; absent: never expires"
+    )
+
+
+class KeyView(BaseModel):
+    id: str
+    label: str
+    pipelines: list[str]
+    expires_at: str | None
+    created_at: str
+    revoked_at: str | None
+    status: Literal["active", "expired", "revoked"]
+
+
+class IssuedKeyResponse(KeyView):
+    key: str = Field(description="the producer key (pjk_...): shown this once; store it now")
+
+
+class KeyListResponse(BaseModel):
+    keys: list[KeyView]
 
 
 class TokenResponse(BaseModel):
@@ -247,12 +279,14 @@ def openapi_settings() -> dict[str, Any]:
         "version": API_VERSION,
         "description": (
             "Lifecycle of pipeline jobs. Credentials go in `Authorization: Bearer <token>`: the job token "
-            "(rotates: always use the `token` of the last response), an admin token, or a callback token. "
+            "(rotates: always use the `token` of the last response), an admin token, a callback token, or a "
+            "producer key (`pjk_...`, issued by an admin: creates jobs in its scope and drives its own). "
             'Errors are `{"error": {"code", "message"}}`.'
         ),
         "security_schemes": {
             "bearerAuth": HTTPBearer(
-                description="job token (pjt_...), callback token (pjc_...) or admin token"
+                description="job token (pjt_...), callback token (pjc_...), producer key (pjk_...) "
+                "or admin token"
             ),
             "callbackToken": APIKey.model_validate(
                 {"name": "token", "in": APIKeyIn.query, "description": "the callback URL's token"}
@@ -324,12 +358,12 @@ def _callback_body() -> Any:
 
 @app.post(
     "/jobs",
-    summary="Create a job (admin)",
+    summary="Create a job (admin, or a producer key for a pipeline in its scope)",
     description="The uuid is derived from pipeline_uuid, child_of and data: the same inputs give the same job.",
     responses={
         201: _doc("created", CreatedJobResponse),
         **_BAD,
-        403: _doc("not an admin token"),
+        403: _doc("not an admin token, or a producer key outside its scope"),
         409: _doc("the job exists", JobExistsResponse),
         413: _doc("data too large"),
     },
@@ -343,8 +377,12 @@ def create_job(spec: Annotated[JobSpec, Body()]):
 
 @app.get(
     "/jobs",
-    summary="List jobs, newest first (admin)",
-    responses={200: _doc("a page of jobs", JobListResponse), **_BAD, 403: _doc("not an admin token")},
+    summary="List jobs, newest first (admin: all; a producer key: its own)",
+    responses={
+        200: _doc("a page of jobs", JobListResponse),
+        **_BAD,
+        403: _doc("not an admin token or a producer key"),
+    },
     security=_BEARER,
     tags=["jobs"],
 )
@@ -352,6 +390,7 @@ def list_jobs(
     state: Annotated[State | None, Query()] = None,
     pipeline_uuid: Annotated[str | None, Query(max_length=128)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
+    owner: Annotated[str | None, Query(max_length=32, description="a producer key's id, or admin")] = None,
     updated_after: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
     updated_before: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
@@ -364,6 +403,7 @@ def list_jobs(
         state=state,
         pipeline_uuid=pipeline_uuid,
         tag=tag,
+        owner=owner,
         updated_after=updated_after,
         updated_before=updated_before,
         limit=limit,
@@ -494,6 +534,46 @@ def issue_token(
 ):
     body = _deps().issue_token(uuid, _bearer(), _base_url(), rotate_callback=rotate_callback)
     return _json(200, body, secret=True)
+
+
+_KEY_ERRORS = {401: _doc("no valid credential"), 403: _doc("not an admin token")}
+
+
+@app.post(
+    "/keys",
+    summary="Issue a producer key (admin)",
+    description="The key is in this answer only (it is stored hashed): give it to the reactor now.",
+    responses={201: _doc("the key", IssuedKeyResponse), 400: _doc("malformed request"), **_KEY_ERRORS},
+    security=_BEARER,
+    tags=["keys"],
+)
+def create_key(request: Annotated[KeyRequest, Body()]):
+    body = _deps().create_key(
+        _bearer(), label=request.label, pipelines=request.pipelines, expires_at=request.expires_at
+    )
+    return _json(201, body, secret=True, headers={"Location": f"/keys/{body['id']}"})
+
+
+@app.get(
+    "/keys",
+    summary="List producer keys, newest first (admin): never a key or its hash",
+    responses={200: _doc("every key", KeyListResponse), **_KEY_ERRORS},
+    security=_BEARER,
+    tags=["keys"],
+)
+def list_keys():
+    return _json(200, _deps().list_keys(_bearer()))
+
+
+@app.delete(
+    "/keys/<key_id>",
+    summary="Revoke a producer key (admin), at once; idempotent",
+    responses={200: _doc("the revoked key", KeyView), **_KEY_ERRORS, 404: _doc("no such key")},
+    security=_BEARER,
+    tags=["keys"],
+)
+def revoke_key(key_id: str):
+    return _json(200, _deps().revoke_key(_bearer(), key_id))
 
 
 @lru_cache(maxsize=8)

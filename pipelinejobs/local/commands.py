@@ -201,6 +201,10 @@ def _print_banner(stack: object) -> None:
             soft_wrap=True,
         )
     out.print("  pipelinejobs demo   [dim]# or: pipelinejobs jobs list[/dim]")
+    out.print(
+        "  pipelinejobs keys create --label my-reactor --pipeline <id>   "
+        "[dim]# a reactor gets its own key, not the admin token[/dim]"
+    )
     out.print()
     out.print("[dim]Events are logged below; Ctrl-C stops.[/dim]")
 

@@ -22,6 +22,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
         "PIPELINEJOBS_URL",
         "PIPELINEJOBS_TOKEN",
         "PIPELINEJOBS_ADMIN_KEY",
+        "PIPELINEJOBS_KEY",
         "PIPELINEJOBS_STACK_NAME",
         "PIPELINEJOBS_DLQ_URL",
         "PIPELINEJOBS_QUEUE_URL",

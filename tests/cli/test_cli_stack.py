@@ -208,3 +208,53 @@ def test_jobs_token_shows_the_callback_url_and_issues_a_new_one(runner, stack_en
     new_url = json.loads(renewed.stdout)["callback_url"]
     assert new_url.startswith(f"{stack_env.api_url}/jobs/{job.uuid}/callback?token=pjc_")
     assert new_url != job.callback_url
+
+
+def test_a_key_issued_used_listed_and_revoked_through_the_cli(runner, stack_env, monkeypatch):
+    # given a key issued by the admin (PIPELINEJOBS_ADMIN_KEY) for one pipeline, for 90 days
+    pipeline = f"pipe-key-{uuidlib.uuid4().hex[:8]}"
+    issued = run(
+        runner, "keys", "create", "--label", "cli reactor", "--pipeline", pipeline, "--expires", "90d"
+    )
+    assert issued.exit_code == 0, issued.stderr
+    key = next(word for word in issued.stdout.split() if word.startswith("pjk_"))
+    key_id = key[4:16]
+    assert "cannot be shown again" in issued.stderr
+    # when the reactor's shell acts with it (only the key and the URL: what the reactor is given)
+    reactor = ["--url", stack_env.api_url, "--api-key", key]
+    monkeypatch.delenv("PIPELINEJOBS_ADMIN_KEY")
+    created = run(runner, *reactor, "jobs", "create", pipeline, "--data", '{"n": 1}', "--json")
+    assert created.exit_code == 0, created.stderr
+    uuid = json.loads(created.stdout)["job"]["uuid"]
+    ran = run(runner, *reactor, "jobs", "event", uuid, "run", "--wait", "--json")
+    outside = run(runner, *reactor, "jobs", "create", "another-pipeline", "--data", '{"n": 1}')
+    refused = run(runner, *reactor, "keys", "list")
+    # then it created and drove its job, and was refused what a key may not do, saying why
+    assert json.loads(created.stdout)["job"]["owner"] == key_id
+    assert json.loads(ran.stdout)["status"] == "applied"
+    assert [
+        j["uuid"] for j in json.loads(run(runner, *reactor, "jobs", "list", "--json").stdout)["jobs"]
+    ] == [uuid]
+    assert outside.exit_code == 3 and "may not create jobs for pipeline" in outside.stderr
+    assert refused.exit_code == 3 and "managing keys needs the admin credential" in refused.stderr
+    # when the admin lists and revokes it
+    monkeypatch.setenv("PIPELINEJOBS_ADMIN_KEY", stack_env.admin_key)
+    listed = json.loads(run(runner, "keys", "list", "--json").stdout)["keys"]
+    revoked = run(runner, "keys", "revoke", key_id, "--yes")
+    # then the listing had it active without the key, and the reactor is refused at once
+    assert [k["status"] for k in listed if k["id"] == key_id] == ["active"]
+    assert key not in json.dumps(listed)
+    assert revoked.exit_code == 0 and f"Revoked key {key_id}" in revoked.stdout
+    after = run(runner, *reactor, "jobs", "show", uuid)
+    assert after.exit_code == 3 and "pipelinejobs keys list" in " ".join(after.stderr.split())
+    assert key not in after.output
+
+
+def test_serve_banner_says_how_to_give_a_reactor_a_key(local_stack, capsys, monkeypatch):
+    from pipelinejobs.local.commands import _print_banner
+
+    monkeypatch.setenv("COLUMNS", "200")
+    _print_banner(local_stack)
+    banner = capsys.readouterr().out
+    assert "pipelinejobs keys create --label my-reactor --pipeline <id>" in banner
+    assert "export PIPELINEJOBS_URL=" in banner

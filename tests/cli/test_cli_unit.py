@@ -52,6 +52,9 @@ COMMANDS = [
     ["jobs", "ready"],
     ["jobs", "reset"],
     ["jobs", "delete"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
     ["dlq", "list"],
     ["dlq", "redrive"],
 ]
@@ -246,6 +249,58 @@ def test_jobs_history_shows_outcomes_transitions_and_reasons(runner, fake_api):
     ):
         assert text in result.stdout
     assert json.loads(invoke(runner, fake_api, "jobs", "history", U1, "--json").stdout) == events
+
+
+def test_jobs_history_on_an_80_column_terminal_keeps_principals_reasons_and_pipelines_readable(
+    runner, fake_api, monkeypatch
+):
+    # given a terminal of 80 columns, events by a producer key, and a job whose pipeline id is long
+    monkeypatch.setenv("COLUMNS", "80")
+    by = "key:THze-z5izHoh"
+    events = [
+        {
+            "event_id": f"e{i}",
+            "name": name,
+            "outcome": outcome,
+            "from_state": source,
+            "to_state": target,
+            "generation": 1,
+            "by": by,
+            "at": f"2026-12-02T05:33:2{i}.000Z",
+            "data": {"host": "node-7"} if name == "run" else {},
+            **({"reason": reason} if reason else {}),
+        }
+        for i, (name, outcome, source, target, reason) in enumerate(
+            [
+                ("run", "applied", "CREATED", "RUNNING", None),
+                ("finish", "applied", "RUNNING", "FINISHED", None),
+                (
+                    "update",
+                    "rejected",
+                    "FINISHED",
+                    None,
+                    "the producer key was revoked after this event was accepted",
+                ),
+            ]
+        )
+    ]
+    fake_api.route("GET", f"/jobs/{U1}/events", 200, {"events": events, "next": None})
+    fake_api.route(
+        "GET", "/jobs", 200, {"jobs": [job(U1, pipeline_uuid="demo-pipeline-long-01")], "next": None}
+    )
+    # when
+    history = invoke(runner, fake_api, "jobs", "history", U1)
+    listed = invoke(runner, fake_api, "jobs", "list")
+    # then every line fits; the principal and the states are whole, the reason is readable in chunks
+    # of at least 20 characters, and a job stays on one line (its pipeline cut short: `jobs show` has it)
+    for result in (history, listed):
+        assert result.exit_code == 0, result.stderr
+        assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert history.stdout.count(by) == 3
+    for text in ("RUNNING", "FINISHED", "05:33:20", "2026-12-02", "the producer key was"):
+        assert text in history.stdout
+    (row,) = [line for line in listed.stdout.splitlines() if U1 in line]
+    assert "demo-pi" in row and "…" in row and len(listed.stdout.splitlines()) == 3
 
 
 # -- events ----------------------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/jobs/{uuid}/events/{event_id}"),
     ("POST", "/jobs/{uuid}/callback"),
     ("POST", "/jobs/{uuid}/token"),
+    ("POST", "/keys"),
+    ("GET", "/keys"),
+    ("DELETE", "/keys/{key_id}"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
 )

@@ -502,7 +502,7 @@ def test_openapi_document_is_valid_and_describes_every_route(api: Api) -> None:
     paths = document["paths"]
     assert set(paths) == {
         "/jobs", "/jobs/{uuid}", "/jobs/{uuid}/events", "/jobs/{uuid}/events/{event_id}",
-        "/jobs/{uuid}/callback", "/jobs/{uuid}/token",
+        "/jobs/{uuid}/callback", "/jobs/{uuid}/token", "/keys", "/keys/{key_id}",
     }  # fmt: skip
     assert set(paths["/jobs"]) == {"get", "post"}
     # the event body is the worker's own model: one schema per event
@@ -524,7 +524,7 @@ def test_openapi_document_is_valid_and_describes_every_route(api: Api) -> None:
     assert "400" in paths["/jobs/{uuid}/events"]["post"]["responses"]
     assert document["servers"] == [{"url": "https://api.example.com"}]
     assert {p["name"] for p in paths["/jobs"]["get"]["parameters"]} == {
-        "state", "pipeline_uuid", "tag", "updated_after", "updated_before", "limit", "next",
+        "state", "pipeline_uuid", "tag", "owner", "updated_after", "updated_before", "limit", "next",
     }  # fmt: skip
 
 

@@ -77,7 +77,7 @@ def test_create_stack_resources_builds_the_table_of_the_template(
         (i["IndexName"], json.dumps(i["KeySchema"]), i["Projection"]["ProjectionType"])
         for i in wanted["GlobalSecondaryIndexes"]
     }
-    assert len(table["GlobalSecondaryIndexes"]) == 3
+    assert len(table["GlobalSecondaryIndexes"]) == 4
     assert table["SSEDescription"]["Status"] in ("ENABLED", "ENABLING")
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}

@@ -17,7 +17,7 @@ from tests.reliability.conftest import Figures, Output, RecordingApi, Secrets
 
 pytestmark = pytest.mark.e2e
 
-TOKEN_SHAPE = re.compile(r"pj[tc]_[A-Za-z0-9_-]{43}")
+TOKEN_SHAPE = re.compile(r"pj[tc]_[A-Za-z0-9_-]{43}|pjk_[A-Za-z0-9_-]{12}_[A-Za-z0-9_-]{43}")
 
 
 def test_no_token_hash_or_admin_key_in_any_log_metric_history_entry_or_error_body(

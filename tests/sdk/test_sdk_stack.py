@@ -7,6 +7,7 @@ so listings see only their own.
 from __future__ import annotations
 
 import uuid as uuidlib
+from datetime import timedelta
 
 import pytest
 
@@ -206,3 +207,71 @@ def test_ready_moves_a_reset_job_back_to_created(admin_client: Client, local_sta
     with pytest.raises(EventNotAllowed):
         job.ready()
     assert job.generation == 2
+
+
+# -- producer keys ---------------------------------------------------------------------------------------
+
+
+def test_a_reactor_with_a_key_creates_drives_and_lists_only_its_own_jobs(admin_client: Client, local_stack):
+    # given a key issued by the admin for one pipeline
+    pipeline = f"pipe-key-{unique()}"
+    issued = admin_client.keys.create(label="reactor A", pipelines=[pipeline], expires_at=timedelta(days=1))
+    assert issued.key and issued.key.startswith(f"pjk_{issued.id}_") and issued.status == "active"
+    reactor = Client(local_stack.api_url, api_key=issued.key, timeout=10)
+    admins_job = admin_client.create_job(pipeline, {"sample": unique()})
+    # when the reactor creates a job and drives it with the fluent handle
+    job = reactor.create_job(pipeline, {"sample": unique()})
+    job.run({"host": "node-7"}).update(progress=0.5).finish()
+    job.wait_for("FINISHED", timeout=20)
+    # then the key owns the job and is named in its history; the reactor sees its own jobs only
+    assert job["owner"] == issued.id and job.token and job.token.startswith("pjt_")
+    assert {entry["by"] for entry in job.history()} == {f"key:{issued.id}"}
+    assert [j["uuid"] for j in reactor.iter_jobs(pipeline_uuid=pipeline)] == [job.uuid]
+    assert [j.uuid for j in admin_client.list_jobs(owner=issued.id)] == [job.uuid]
+    with pytest.raises(NotFound):
+        reactor.get_job(admins_job.uuid)
+
+
+def test_a_key_is_refused_outside_its_scope_for_admin_events_and_for_managing_keys(
+    admin_client: Client, local_stack
+):
+    # given
+    pipeline = f"pipe-key-{unique()}"
+    issued = admin_client.keys.create(label="reactor B", pipelines=[pipeline])
+    reactor = Client(local_stack.api_url, api_key=issued.key, timeout=10)
+    job = reactor.create_job(pipeline, {"sample": unique()})
+    # when / then
+    with pytest.raises(Forbidden, match="may not create jobs for pipeline"):
+        reactor.create_job("another-pipeline", {"sample": unique()})
+    for admin_only in (job.reset, job.delete, job.ready):
+        with pytest.raises(Forbidden):
+            admin_only()
+    with pytest.raises(Forbidden, match="managing producer keys"):
+        reactor.keys.list()
+    with pytest.raises(Forbidden):
+        reactor.keys.create(label="self-issued", pipelines=["*"])
+    assert admin_client.get_job(job.uuid).state == "CREATED"
+
+
+def test_a_revoked_key_stops_its_client_at_once(admin_client: Client, local_stack):
+    # given a reactor driving a job with its key
+    pipeline = f"pipe-key-{unique()}"
+    issued = admin_client.keys.create(label="reactor C", pipelines=["*"])
+    reactor = Client(local_stack.api_url, api_key=issued.key, timeout=10)
+    job = reactor.create_job(pipeline, {"sample": unique()})
+    job.run().wait_for("RUNNING", timeout=20)
+    # when the admin revokes the key
+    revoked = admin_client.keys.revoke(issued.id)
+    # then the very next request of the reactor is refused, and the listing says revoked
+    assert revoked.status == "revoked" and revoked.revoked_at and revoked.key is None
+    with pytest.raises(Unauthorized, match="not valid"):
+        job.update(progress=0.9)
+    with pytest.raises(Unauthorized):
+        reactor.create_job(pipeline, {"sample": unique()})
+    listed = {key.id: key for key in admin_client.keys.list()}
+    assert listed[issued.id].status == "revoked" and listed[issued.id].key is None
+    assert admin_client.keys.revoke(issued).revoked_at == revoked.revoked_at  # idempotent
+    # and the job token its creation returned is a separate credential (README: reset the job for it)
+    assert Client(local_stack.api_url, token=job.token).job(job.uuid, token=job.token).refresh().state == (
+        "RUNNING"
+    )

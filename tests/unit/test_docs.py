@@ -112,9 +112,9 @@ def test_state_table_has_one_row_per_event_in_table_order() -> None:
 
 def test_state_table_rows_say_what_the_table_says() -> None:
     rows = {row[0].strip("`"): row for row in table_rows(docs.render_state_table())}
-    assert rows["run"][1:4] == ["CREATED, RUNNING", "RUNNING", "job / callback / admin"]
+    assert rows["run"][1:4] == ["CREATED, RUNNING", "RUNNING", "job / callback / key / admin"]
     assert rows["update"][2] == "(unchanged)"
-    assert rows["index"][3] == "job / admin"
+    assert rows["index"][3] == "job / key / admin"
     assert rows["reset"][1:4] == ["any", "RESET", "admin"]
     assert rows["delete"][1:4] == ["any", "(record removed)", "admin"]
     for event, row in TRANSITIONS.items():
@@ -198,7 +198,10 @@ def test_changing_transitions_changes_the_generated_docs(modified_table: Mapping
     # then the new row, the new arrows and the new callback event appear
     assert [row[0] for row in table_rows(table)][-1] == "`pause`"
     assert "| `pause` | RUNNING | CREATED | callback / admin | pause it |" in table
-    assert "| `cancel` | CREATED, RUNNING | CANCELED | job / admin | stop it, even while it runs |" in table
+    assert (
+        "| `cancel` | CREATED, RUNNING | CANCELED | job / key / admin | stop it, even while it runs |"
+        in table
+    )
     assert "    RUNNING --> CREATED: pause" in diagram.splitlines()
     assert "    RUNNING --> CANCELED: cancel" in diagram.splitlines()
     assert diagram_triples(diagram) == table_triples(modified_table)

@@ -25,8 +25,9 @@ from jobcore.states import (
 
 S = State
 ALL_STATES = tuple(State)
-ANYONE = frozenset({Actor.JOB, Actor.CALLBACK, Actor.ADMIN})
-JOB_OR_ADMIN = frozenset({Actor.JOB, Actor.ADMIN})
+# (a producer key may send exactly what a job token may: SPEC section 4 item 4)
+ANYONE = frozenset({Actor.JOB, Actor.CALLBACK, Actor.KEY, Actor.ADMIN})
+JOB_OR_ADMIN = frozenset({Actor.JOB, Actor.KEY, Actor.ADMIN})
 ADMIN = frozenset({Actor.ADMIN})
 
 # event: (sources, target (None = unchanged), who) -- SPEC section 3, in its order.

@@ -147,11 +147,13 @@ def test_template_table_has_the_listing_and_history_indexes(template: dict[str, 
         "by_updated": ("idx_all:HASH", "updated_at:RANGE"),
         "by_state": ("idx_state:HASH", "updated_at:RANGE"),
         "by_pipeline": ("idx_pipeline:HASH", "updated_at:RANGE"),
+        "by_owner": ("idx_owner:HASH", "updated_at:RANGE"),
     }
     indexes = properties["LocalSecondaryIndexes"] + properties["GlobalSecondaryIndexes"]
     assert {i["Projection"]["ProjectionType"] for i in indexes} == {"ALL"}
     assert {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]} == {
-        name: "S" for name in ("pk", "sk", "hist", "idx_all", "idx_state", "idx_pipeline", "updated_at")
+        name: "S"
+        for name in ("pk", "sk", "hist", "idx_all", "idx_state", "idx_pipeline", "idx_owner", "updated_at")
     }
 
 
@@ -355,6 +357,9 @@ def test_template_routes_every_api_path_to_the_api_function(translated: dict[str
         ("GET", "/jobs/{uuid}/events/{event_id}"),
         ("POST", "/jobs/{uuid}/callback"),
         ("POST", "/jobs/{uuid}/token"),
+        ("POST", "/keys"),
+        ("GET", "/keys"),
+        ("DELETE", "/keys/{key_id}"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         # and every other request, so that 404 and 405 come in the API's error shape

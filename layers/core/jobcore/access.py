@@ -8,7 +8,12 @@ applies marked events in that order without checking their credential again, so 
 (SPEC section 3): only a reset or delete in between revokes it.
 
 Per accepted event: one conditional write (UpdateItem), one SQS send, and one more write only when the
-job token rotates. An Idempotency-Key adds a read (its event id depends on the job's incarnation) and
+job token rotates. With a producer key the write is one TransactWriteItems instead: the job's update
+(its condition adds `owner == <key id>`) and a ConditionCheck of the key's item (its hash, not revoked,
+not expired), so revocation holds at once. A transaction returns no item when it succeeds, so the place
+the event takes is pinned in the condition from the job as this container last saw it (a bounded
+cache); a stale guess fails the write, whose returned item is the truth to try again with. A job not
+seen yet costs one GetItem first. An Idempotency-Key adds a read (its event id depends on the job's incarnation) and
 makes the write a transaction with the key's record. The admin key comes from the AdminKeys port
 (cached by its adapter).
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -33,6 +39,7 @@ from jobcore.errors import (
     InvalidRequest,
     JobError,
     JobNotFound,
+    KeyNotFound,
     PayloadTooLarge,
     TooManyRotations,
     TransientError,
@@ -50,7 +57,15 @@ from jobcore.models import (
     too_deep,
 )
 from jobcore.ports import AdminKeys, EventQueue, JobRepository
-from jobcore.records import DELETING, Acceptance, IdempotencyRecord, Job, JobFilter
+from jobcore.records import (
+    DELETING,
+    Acceptance,
+    IdempotencyRecord,
+    Job,
+    JobFilter,
+    KeyCheck,
+    ProducerKey,
+)
 from jobcore.service import JobService
 from jobcore.settings import Settings
 from jobcore.states import (
@@ -59,14 +74,21 @@ from jobcore.states import (
     allowed_events,
     event_for_status,
     may_send,
+    parse_principal,
+    principal,
     transition,
 )
 from jobcore.tokens import (
+    DUMMY_KEY_HASH,
+    KEY_REFUSED,
     MAX_GRACE_TOKENS,
     credential_kind,
     hash_token,
     is_admin_token,
+    is_key_id,
     new_job_token,
+    new_producer_key,
+    producer_key_id,
     same_hash,
 )
 
@@ -75,6 +97,10 @@ MAX_HISTORY_LIMIT: Final = 1000
 _MAX_ISSUE_ATTEMPTS: Final = 3
 _EVENT_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 _IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+_SHOWN_PIPELINE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_KNOWN_JOBS: Final = 10_000
+MAX_KEY_LABEL: Final = 100
+MAX_KEY_PIPELINES: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +126,13 @@ def callback_url(base_url: str, uuid: str, callback_token: str) -> str:
 
 class ApiService:
     """The HTTP API's operations on the ports. Every method raises JobError subclasses for the caller's
-    mistakes (InvalidRequest, Unauthorized, Forbidden, JobNotFound, EventNotFound, JobExists,
-    EventNotAllowed, PayloadTooLarge, IdempotencyKeyReused, TooManyRotations) and TransientError when
-    the machinery fails.
+    mistakes (InvalidRequest, Unauthorized, Forbidden, JobNotFound, EventNotFound, KeyNotFound,
+    JobExists, EventNotAllowed, PayloadTooLarge, IdempotencyKeyReused, TooManyRotations) and
+    TransientError when the machinery fails.
+
+    A producer key (SPEC section 4 item 4) acts on the jobs it created (`owner`): another owner's job
+    is JobNotFound, exactly as an unknown one. An unknown, wrong, revoked or expired key is one
+    Unauthorized message.
 
     Accepting an event is ONE conditional write on the job item (JobRepository.accept), not a read: its
     condition is the guard (the credential; the event allowed from the state the job will be in once
@@ -128,6 +158,8 @@ class ApiService:
         self.policy = settings.rotation
         self.max_data_bytes = min(settings.max_data_bytes, MAX_DATA_BYTES)
         self._creator = JobService(settings, repo, admin_keys=admin_keys, clock=self.clock)
+        # The jobs this container last saw (for a producer key's acceptance: see the module's doc).
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
 
     def keyring(self) -> Keyring:
         return self._creator.keyring()
@@ -151,16 +183,41 @@ class ApiService:
         if self._kind(token) is not Actor.ADMIN:
             raise Forbidden(f"{what} needs an admin token")
 
+    def _producer(self, token: str) -> ProducerKey:
+        """The producer key `token` is, if it is valid now: one consistent read of its item (the id in
+        the key finds it), its hash compared in constant time -- against a dummy for an unknown id, so
+        an unknown id and a wrong secret cost the same. Raises Unauthorized, never saying which part
+        was wrong."""
+        key_id = producer_key_id(token)
+        stored = self.repo.get_key(key_id) if key_id else None
+        matches = same_hash(hash_token(token), stored.key_hash if stored is not None else DUMMY_KEY_HASH)
+        if stored is None or not matches or not stored.valid(self.clock.now()):
+            raise Unauthorized(KEY_REFUSED)
+        return stored
+
     def _job(self, uuid: str, token: str | None, *, deleted_for_admin: bool = False) -> tuple[Job, Actor]:
-        """The job and the caller's role on it: one read. Raises Unauthorized, JobNotFound."""
+        """The job and the caller's role on it: one read (a producer key: two, the key's and the job's).
+        Raises Unauthorized, JobNotFound (also for another owner's job: its existence is not revealed)."""
         kind = self._kind(token)
         uuid = _job_uuid(uuid)
+        key = self._producer(token or "") if kind is Actor.KEY else None
         job = self.repo.get(uuid)
+        if job is not None:
+            self._seen(job)
         if job is None or (job.deleted and not (deleted_for_admin and kind is Actor.ADMIN)):
             raise JobNotFound(f"no job {uuid}")
-        if kind is not Actor.ADMIN and job.tokens.authenticate(token or "", self.clock.now()) is not kind:
+        if key is not None:
+            if job.owner_key != key.key_id:
+                raise JobNotFound(f"no job {uuid}")
+        elif kind is not Actor.ADMIN and job.tokens.authenticate(token or "", self.clock.now()) is not kind:
             raise _stale_token()
         return job, kind
+
+    def _seen(self, job: Job) -> None:
+        self._jobs[job.uuid] = job
+        self._jobs.move_to_end(job.uuid)
+        while len(self._jobs) > _KNOWN_JOBS:
+            self._jobs.popitem(last=False)
 
     def _callback_url(self, job: Job, base_url: str) -> str | None:
         """The job's current callback URL, recomputed from its nonce (None: it has no callback token,
@@ -175,10 +232,24 @@ class ApiService:
     # -- jobs ----------------------------------------------------------------------------------------
 
     def create_job(self, token: str | None, spec: JobSpec, base_url: str) -> dict[str, Any]:
-        """Create a job (admin). Raises JobExists (details: uuid), InvalidArchivePath, PayloadTooLarge."""
-        self._require_admin(token, "creating a job")
+        """Create a job (admin, or a producer key for a pipeline in its scope: the job's owner).
+
+        A key is read first (one GetItem: its scope decides), then the job is created as an admin's is.
+        Raises Unauthorized, Forbidden, JobExists (details: uuid), InvalidArchivePath, PayloadTooLarge."""
+        kind = self._kind(token)
+        owner: str | None = None
+        if kind is Actor.KEY:
+            key = self._producer(token or "")
+            if not key.covers(spec.pipeline_uuid):
+                raise Forbidden(
+                    f"this producer key may not create jobs for pipeline {_shown_pipeline(spec.pipeline_uuid)}"
+                )
+            owner = key.key_id
+        elif kind is not Actor.ADMIN:
+            raise Forbidden("creating a job needs an admin token or a producer key")
         self._check_size(spec.data)
-        created = self._creator.create_job(spec)
+        created = self._creator.create_job(spec, owner_key=owner)
+        self._seen(created.job)  # (its place: what a key's first event is pinned to)
         url = callback_url(base_url, created.job.uuid, created.callback_token)
         return {
             "job": created.job.public(created.data, url),
@@ -206,14 +277,26 @@ class ApiService:
         state: State | None = None,
         pipeline_uuid: str | None = None,
         tag: str | None = None,
+        owner: str | None = None,
         updated_after: str | None = None,
         updated_before: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        """Jobs newest first (by updated_at), through the table's indexes. Admin only."""
-        self._require_admin(token, "listing jobs")
+        """Jobs newest first (by updated_at), through the table's indexes. An admin lists every job
+        (`owner`: only those of a key's id, or `admin`); a producer key only its own."""
+        kind = self._kind(token)
+        if owner is not None and owner != str(Actor.ADMIN) and not is_key_id(owner):
+            raise InvalidRequest("owner must be a producer key's id or 'admin'")
+        if kind is Actor.KEY:
+            key = self._producer(token or "")
+            if owner is not None and owner != key.key_id:
+                raise Forbidden("a producer key lists only its own jobs")
+            owner = key.key_id
+        elif kind is not Actor.ADMIN:
+            raise Forbidden("listing jobs needs an admin token or a producer key")
         where = JobFilter(
+            owner=owner,
             state=state,
             pipeline_uuid=pipeline_uuid or None,
             tag=tag or None,
@@ -248,9 +331,11 @@ class ApiService:
         uuid = _job_uuid(uuid)
         if not may_send(kind, name):
             self._job(uuid, token)  # no such job, or not its token: say so first
-            raise Forbidden(f"a {kind} token may not send {name}")
+            raise Forbidden(f"a {_credential_name(kind)} may not send {name}")
         if idempotency_key is not None:
             return self._submit_keyed(uuid, token or "", kind, name, data, idempotency_key)
+        if kind is Actor.KEY:
+            return self._submit_with_key(uuid, token or "", name, data)
         now = self.clock.now()
         row = transition(name)
         result = self.repo.accept(self._acceptance(uuid, kind, token or "", name, row.sources, now))
@@ -282,8 +367,53 @@ class ApiService:
             next_generation=sources is not None and name == "ready",
             count_use=kind is Actor.JOB,
             now=now,
+            key=KeyCheck(producer_key_id(token) or "", hash_token(token)) if kind is Actor.KEY else None,
             **keyed,
         )
+
+    def _submit_with_key(self, uuid: str, token: str, name: str, data: dict[str, Any]) -> Accepted:
+        """An event sent with a producer key: one transaction (the key's ConditionCheck and the job's
+        update), pinned to the place this container last saw the job at (one GetItem first when it has
+        not seen it). A stale guess fails the write and hands back the job as it is: tried again."""
+        row = transition(name)
+        key_id = producer_key_id(token) or ""
+        job = self._jobs.get(uuid)
+        for _ in range(_MAX_ISSUE_ATTEMPTS):
+            if job is None:
+                job = self.repo.get(uuid)
+                if job is None:
+                    self._producer(token)  # an unknown job: the key's own fault comes first
+                    raise JobNotFound(f"no job {uuid}")
+                self._seen(job)
+            now = self.clock.now()
+            place = (job.accepted_seq, job.projected_state, job.projected_generation)
+            acceptance = self._acceptance(
+                uuid,
+                Actor.KEY,
+                token,
+                name,
+                row.sources,
+                now,
+                expected_seq=place[0],
+                expected_projection=(place[1], place[2]),
+            )
+            result = self.repo.accept(acceptance)
+            if result.accepted:
+                projected = str(row.target) if row.target is not None else job.projected_state
+                self._seen(replace(job, accepted_seq=job.accepted_seq + 1, accepted_state=projected))
+                return self._queue(job, Actor.KEY, token, name, data, self.keyring().event_id(uuid), now)
+            if result.key_refused:
+                raise Unauthorized(KEY_REFUSED)
+            fresh = result.job
+            if fresh is None or fresh.deleted or fresh.owner_key != key_id:
+                self._jobs.pop(uuid, None)
+                self._producer(token)
+                raise JobNotFound(f"no job {uuid}")
+            self._seen(fresh)
+            if (fresh.accepted_seq, fresh.projected_state, fresh.projected_generation) == place:
+                raise self._refused(fresh, Actor.KEY, token, name, row.sources)
+            job = fresh  # our view was stale: again, from the job as it is
+        raise TransientError("the job kept changing while the event was accepted; try again")
 
     def _refused(
         self, job: Job | None, kind: Actor, token: str, name: str, sources: frozenset[State] | None
@@ -292,7 +422,10 @@ class ApiService:
         if job is None or job.deleted:
             return JobNotFound(f"no job {job.uuid if job else 'with this uuid'}")
         now = self.clock.now()
-        if kind is not Actor.ADMIN and job.tokens.authenticate(token, now) is not kind:
+        if kind is Actor.KEY:
+            if job.owner_key != producer_key_id(token):
+                return JobNotFound(f"no job {job.uuid}")
+        elif kind is not Actor.ADMIN and job.tokens.authenticate(token, now) is not kind:
             return _stale_token()
         projected = job.projected_state
         if projected == DELETING:
@@ -319,16 +452,15 @@ class ApiService:
     ) -> Accepted:
         """Send an event just accepted, in the place `before` leaves it; then the token to use next."""
         expect = (before.projected_state, before.projected_generation)
-        self._send(
-            before.uuid, kind, token, name, data, event_id, now, before.accepted_seq + 1, expect, ignore
-        )
+        by = principal(kind, producer_key_id(token))
+        self._send(before.uuid, by, token, name, data, event_id, now, before.accepted_seq + 1, expect, ignore)
         next_token, rotated = self._token_after(before, kind, token, name, expect[0])
         return Accepted(event_id, name, next_token, rotated)
 
     def _send(
         self,
         uuid: str,
-        by: Actor,
+        by: str,
         token: str,
         name: str,
         data: dict[str, Any],
@@ -342,13 +474,13 @@ class ApiService:
         fields: dict[str, Any] = {
             "expect": [expect[0], expect[1]],
             "seq": seq,
-            "by": str(by),
+            "by": by,
             "at": at,
             "ignore": ignore,
         }
         mark = self.keyring().mark(
             acceptance_fields(
-                uuid=uuid, event_id=event_id, name=name, data=data, expect=expect, seq=seq, by=str(by), at=at,
+                uuid=uuid, event_id=event_id, name=name, data=data, expect=expect, seq=seq, by=by, at=at,
                 ignore=ignore,
             )
         )  # fmt: skip
@@ -395,7 +527,7 @@ class ApiService:
                 expect_state=projected,
                 expect_generation=job.projected_generation,
                 at=now,
-                by=str(kind),
+                by=principal(kind, producer_key_id(token)),
             )
             acceptance = self._acceptance(
                 uuid, kind, token, name, row.sources, now, expected_seq=job.accepted_seq, idempotency=record
@@ -403,6 +535,8 @@ class ApiService:
             result = self.repo.accept(acceptance)
             if result.accepted:
                 return self._queue(job, kind, token, name, data, event_id, now)
+            if result.key_refused:
+                raise Unauthorized(KEY_REFUSED)
             if result.retry_of is not None:
                 return self._retried(
                     result.job or job, result.retry_of, kind, token, name, data, request_hash
@@ -430,7 +564,7 @@ class ApiService:
                 "use a new key for a new event"
             )
         expect = (earlier.expect_state, earlier.expect_generation)
-        by = Actor(earlier.by)
+        by = earlier.by if parse_principal(earlier.by) is not None else str(kind)
         self._send(job.uuid, by, token, name, data, earlier.event_id, earlier.at, earlier.seq, expect, False)
         next_token, _ = self._token_after(job, kind, token, name, job.projected_state, rotate=False)
         return Accepted(earlier.event_id, name, next_token, retried=True)
@@ -542,6 +676,55 @@ class ApiService:
             job, actor = self._job(job.uuid, token)
         raise TransientError("the job token kept changing while it was rotated; try again")
 
+    # -- producer keys (admin) ------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        token: str | None,
+        *,
+        label: str,
+        pipelines: list[str],
+        expires_at: str | float | None = None,
+    ) -> dict[str, Any]:
+        """Issue a producer key (admin). The key is in this answer only; its hash is stored.
+
+        `expires_at`: ISO-8601 (with a zone, or UTC) or epoch seconds, later than now; None: never.
+        Raises Forbidden, InvalidRequest, TransientError."""
+        self._require_admin(token, "managing producer keys")
+        label = label.strip()
+        if not label or len(label) > MAX_KEY_LABEL:
+            raise InvalidRequest(f"label must be 1 to {MAX_KEY_LABEL} characters")
+        scope = tuple(dict.fromkeys(p.strip() for p in pipelines))
+        if not scope or len(scope) > MAX_KEY_PIPELINES or any(not p or len(p) > 128 for p in scope):
+            raise InvalidRequest(
+                f'pipelines must list 1 to {MAX_KEY_PIPELINES} pipeline ids (1 to 128 characters), or ["*"]'
+            )
+        if "*" in scope and len(scope) > 1:
+            raise InvalidRequest('pipelines is either ["*"] (every pipeline) or a list of pipeline ids')
+        now = self.clock.now()
+        expiry = _expiry(expires_at, now)
+        for _ in range(_MAX_ISSUE_ATTEMPTS):
+            key_id, key = new_producer_key()
+            stored = ProducerKey(key_id, hash_token(key), label, scope, now, expiry)
+            if self.repo.put_key(stored):
+                return {"key": key, **_key_view(stored, now)}
+        raise TransientError("no free key id was found; try again")
+
+    def list_keys(self, token: str | None) -> dict[str, Any]:
+        """Every producer key, newest first (admin): never a key or its hash."""
+        self._require_admin(token, "managing producer keys")
+        now = self.clock.now()
+        return {"keys": [_key_view(key, now) for key in self.repo.list_keys()]}
+
+    def revoke_key(self, token: str | None, key_id: str) -> dict[str, Any]:
+        """Revoke a producer key (admin), at once: the API refuses it from now on, and the worker rejects
+        the events accepted with it and not applied yet. Idempotent. Raises KeyNotFound."""
+        self._require_admin(token, "managing producer keys")
+        revoked = self.repo.revoke_key(key_id, self.clock.now()) if is_key_id(key_id) else None
+        if revoked is None:
+            raise KeyNotFound("no producer key with this id")
+        return _key_view(revoked, self.clock.now())
+
     def _successor(self, token: str) -> str:
         return self.keyring().next_job_token(token)
 
@@ -578,6 +761,50 @@ class ApiService:
         size = data_size(data)
         if size > self.max_data_bytes:
             raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {self.max_data_bytes}")
+
+
+def _credential_name(kind: Actor) -> str:
+    return "producer key" if kind is Actor.KEY else f"{kind} token"
+
+
+def _shown_pipeline(pipeline_uuid: str) -> str:
+    """A pipeline id quoted back in a message: plain ids only, never one shaped like a credential."""
+    if _SHOWN_PIPELINE.fullmatch(pipeline_uuid) and credential_kind(pipeline_uuid) is None:
+        return repr(pipeline_uuid)
+    return "(not shown)"
+
+
+def _key_view(key: ProducerKey, now: float) -> dict[str, Any]:
+    """A producer key as an admin sees it: never the key, never its hash."""
+    return {
+        "id": key.key_id,
+        "label": key.label,
+        "pipelines": list(key.pipelines),
+        "expires_at": iso(key.expires_at) if key.expires_at is not None else None,
+        "created_at": iso(key.created_at),
+        "revoked_at": iso(key.revoked_at) if key.revoked_at is not None else None,
+        "status": key.status(now),
+    }
+
+
+def _expiry(value: str | float | None, now: float) -> float | None:
+    """A key's expiry in epoch seconds, from ISO-8601 or epoch seconds. Raises InvalidRequest."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidRequest("expires_at must be an ISO-8601 timestamp or epoch seconds")
+    if isinstance(value, (int, float)):
+        stamp = float(value)
+    else:
+        try:
+            stamp = float(value) if re.fullmatch(r"\d+(\.\d+)?", value.strip()) else parse_iso(value)
+        except ValueError:
+            raise InvalidRequest(
+                "expires_at must be an ISO-8601 timestamp such as 2026-12-31T00:00:00Z, or epoch seconds"
+            ) from None
+    if not math.isfinite(stamp) or stamp <= now:
+        raise InvalidRequest("expires_at must be in the future")
+    return stamp
 
 
 def _stale_token() -> Unauthorized:

@@ -59,6 +59,10 @@ class EventNotFound(JobError):
     code = "event_not_found"
 
 
+class KeyNotFound(JobError):
+    code = "key_not_found"
+
+
 class JobExists(JobError):
     code = "job_exists"
 

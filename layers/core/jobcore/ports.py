@@ -18,6 +18,7 @@ from jobcore.records import (
     Job,
     JobFilter,
     JobPage,
+    ProducerKey,
 )
 from jobcore.tokens import TokenState
 
@@ -71,6 +72,18 @@ class JobRepository(Protocol):
         the callback token's nonce, when `callback_nonce` is given)."""
 
     def add_erased(self, uuid: str, count: int) -> None: ...
+
+    def put_key(self, key: ProducerKey) -> bool:
+        """Store a new producer key (its hash only); False if its id is taken."""
+
+    def get_key(self, key_id: str) -> ProducerKey | None:
+        """The key with this id, strongly consistent; None if there is none."""
+
+    def list_keys(self) -> list[ProducerKey]:
+        """Every producer key, newest first (a query, never a scan)."""
+
+    def revoke_key(self, key_id: str, now: float) -> ProducerKey | None:
+        """Revoke the key (idempotent: the first revocation's time stays); None if there is no such key."""
 
 
 class ArchiveStore(Protocol):

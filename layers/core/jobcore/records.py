@@ -70,6 +70,13 @@ class Job:
     incarnation: int = 1
     # With the admin key, this gives the callback token (jobcore.keyring); None: no callback token.
     callback_nonce: str | None = None
+    # The producer key that created the job (its id); None: an admin did (SPEC section 2, `owner`).
+    owner_key: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """The principal that created the job, as the job shows it: a producer key's id, or `admin`."""
+        return self.owner_key or str(Actor.ADMIN)
 
     @property
     def deleted(self) -> bool:
@@ -107,6 +114,7 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "state_entered_at": self.state_entered_at,
+            "owner": self.owner,
         }
         body.update(self.state_times)
         body["queued_events"] = self.queued_events
@@ -130,7 +138,8 @@ class HistoryEntry:
     from_state: State | None
     to_state: State | None
     generation: int | None
-    by: Actor | None
+    # the principal: an Actor, or `key:<id>` for a producer key (jobcore.states.principal)
+    by: str | None
     reason: str | None = None
 
     def public(self) -> dict[str, Any]:
@@ -182,6 +191,44 @@ class Acceptance:
     # the record that makes a retry find the same event.
     expected_seq: int | None = None
     idempotency: IdempotencyRecord | None = None
+    # A producer key (by is Actor.KEY): the job must be its own, and the key valid now -- checked in
+    # the same transaction as the job's write (a ConditionCheck of the key's item).
+    key: KeyCheck | None = None
+    # With a key, the projection the API last knew (state, generation) at `expected_seq`: a transaction
+    # returns no item when it succeeds, so the place the event takes must be known before the write.
+    expected_projection: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """A producer key presented with a request: its id and the hash of the whole key."""
+
+    key_id: str
+    key_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerKey:
+    """A producer key as stored (SPEC section 4 item 4): never the key, only its hash."""
+
+    key_id: str
+    key_hash: str
+    label: str
+    pipelines: tuple[str, ...]  # ("*",): every pipeline
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+    def valid(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def status(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.valid(now) else "expired"
+
+    def covers(self, pipeline_uuid: str) -> bool:
+        return "*" in self.pipelines or pipeline_uuid in self.pipelines
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +255,7 @@ class AcceptResult:
     accepted: bool
     job: Job | None
     retry_of: IdempotencyRecord | None = None
+    key_refused: bool = False  # the producer key is unknown, wrong, revoked or expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +289,9 @@ class ApplyCommand:
     overtakes: bool = False
     # reset: the new callback token (nonce, hash); delete revokes it.
     callback: tuple[str, str] | None = None
+    # A producer key's event: applied only while the key is not revoked (a ConditionCheck of its item,
+    # in the same transaction), and, unless `authorized`, only on the key's own jobs.
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +303,9 @@ class InOrderRecord:
     seq: int
     after_seq: int
     now: float
+    # A refused state change the API had projected (a revoked producer key's): when nothing was
+    # accepted after it, the projection goes back to (state, generation), as the job still is.
+    projection: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +314,7 @@ class Conflict:
 
     duplicate: bool  # the event id is already in the history: applied (or recorded) before
     job: Job | None  # None: there is no such job
+    key_revoked: bool = False  # the producer key it was sent with is revoked (or gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +332,7 @@ class HistoryPage:
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     state: State | None = None
+    owner: str | None = None  # a producer key's id, or `admin`
     pipeline_uuid: str | None = None
     tag: str | None = None
     updated_after: str | None = None

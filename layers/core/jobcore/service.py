@@ -16,10 +16,15 @@ Two kinds of message reach the worker:
   API requests whose sends crossed) goes back to the end of the queue, for at most
   `order_wait_seconds` after its acceptance; an event that never arrives in that time is given up,
   and, if it comes after all, is applied where the job then is, if it still can be.
+  An event accepted with a producer key is the one exception to "not checked again": its apply
+  carries a ConditionCheck that the key is not revoked (in the same transaction), and if it was
+  revoked after the acceptance the event is recorded rejected in its place, the job unchanged. Expiry
+  after the acceptance does not revoke a 202: it was known in advance; revocation is an explicit act.
 - **Sent straight to the queue** by a producer (SPEC section 6): checked in full, credential included.
-  A state change of that kind waits for no one, so it is applied only while no accepted event is still
-  queued (each of those was promised against the state it would find); reset and delete are the
-  exception, and revoke what is queued.
+  A producer key there is read and compared (constant time; not revoked or expired), the job must be
+  its own, and the apply carries the same ConditionCheck. A state change of that kind waits for no
+  one, so it is applied only while no accepted event is still queued (each of those was promised
+  against the state it would find); reset and delete are the exception, and revoke what is queued.
 """
 
 from __future__ import annotations
@@ -65,13 +70,18 @@ from jobcore.records import (
     Outcome,
 )
 from jobcore.settings import Settings
-from jobcore.states import ERASED, Actor, State, is_plain_name, transition
+from jobcore.states import ERASED, Actor, State, is_plain_name, parse_principal, principal, transition
 from jobcore.tokens import (
+    DUMMY_KEY_HASH,
+    KEY_REFUSED,
+    KEY_REVOKED_AFTER,
     TokenState,
     credential_kind,
     hash_token,
     is_admin_token,
     new_job_token,
+    producer_key_id,
+    same_hash,
 )
 
 logger = logging.getLogger("jobcore")
@@ -124,6 +134,8 @@ class _Accepted:
     state: State
     generation: int
     by: Actor
+    principal: str  # as the history names it (`key:<id>` for a producer key)
+    key_id: str | None = None
 
 
 class JobService:
@@ -160,13 +172,15 @@ class JobService:
 
     # -- creating ------------------------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec) -> CreatedJob:
+    def create_job(self, spec: JobSpec, owner_key: str | None = None) -> CreatedJob:
         """Create a job. Raises JobExists (details: uuid) if it exists, InvalidArchivePath, PayloadTooLarge.
 
         A job deleted and created again from the same inputs is its next incarnation: its generation
         continues above every one it had, its place in the API's order after every event accepted
         before, and its default archive path is a fresh one (`<uuid>.i<n>/`), so that it inherits
         neither the old history's generations nor the old outputs (SPEC section 3).
+
+        `owner_key`: the producer key creating it (its id; the job's `owner`); None for an admin.
         """
         check_data(spec.data)
         uuid = job_uuid(spec.pipeline_uuid, spec.data, spec.child_of)
@@ -191,6 +205,7 @@ class JobService:
             agent=spec.agent,
             task=spec.task,
             callback_nonce=nonce,
+            owner_key=owner_key,
         )
         tombstone = self.repo.create(job, spec.data)
         if tombstone is not None:
@@ -254,12 +269,16 @@ class JobService:
             by, token_hash = self._credential(message.token)
             row = transition(event.name)
             if by not in row.actors:
-                raise Forbidden(f"a {by} token may not send {event.name}")
+                what = "producer key" if by is Actor.KEY else f"{by} token"
+                raise Forbidden(f"a {what} may not send {event.name}")
         except JobError as error:
             return self._reject(message.uuid, event_id, message.name, message.data, error.message, None)
-        return self._apply(message, event, event_id, by, token_hash)
+        key_id = producer_key_id(message.token) if by is Actor.KEY else None
+        return self._apply(message, event, event_id, by, token_hash, key_id=key_id)
 
     def _credential(self, token: str) -> tuple[Actor, str | None]:
+        """The credential's kind and hash. A producer key is checked here in full (one read of its
+        item, a constant-time compare, not revoked or expired); a job or callback token by the write."""
         kind = credential_kind(token)
         if kind is Actor.ADMIN:
             if self.admin_keys is None or not is_admin_token(
@@ -269,6 +288,12 @@ class JobService:
             return Actor.ADMIN, None
         if kind is None:
             raise Unauthorized("the token is not a pipelinejobs credential")
+        if kind is Actor.KEY:
+            key_id = producer_key_id(token) or ""
+            stored = self.repo.get_key(key_id)
+            matches = same_hash(hash_token(token), stored.key_hash if stored else DUMMY_KEY_HASH)
+            if stored is None or not matches or not stored.valid(self.clock.now()):
+                raise Unauthorized(KEY_REFUSED)
         return kind, hash_token(token)
 
     def _accepted(self, message: QueueMessage, body: Any, event: Any, event_id: str) -> _Accepted | None:
@@ -276,7 +301,8 @@ class JobService:
         m = message
         if m.mark is None or m.seq is None or m.expect is None or m.by is None or m.at is None:
             return None
-        if not m.event_id or m.expect[0] not in State.__members__ or m.by not in Actor.__members__.values():
+        who = parse_principal(m.by)
+        if not m.event_id or m.expect[0] not in State.__members__ or who is None:
             return None
         fields = acceptance_fields(
             uuid=m.uuid,
@@ -291,7 +317,9 @@ class JobService:
         )
         if not self.keyring().marked(fields, m.mark):
             return None  # not the API's (or from before an admin key rotation): checked in full
-        return _Accepted(m, body, event, event_id, m.seq, State(m.expect[0]), m.expect[1], Actor(m.by))
+        return _Accepted(
+            m, body, event, event_id, m.seq, State(m.expect[0]), m.expect[1], who[0], m.by, who[1]
+        )
 
     def _expectation(self, message: QueueMessage, sources: frozenset[State]) -> tuple[State, int]:
         if message.expect is not None:
@@ -326,7 +354,7 @@ class JobService:
                 # a callback the job's state had left when it was accepted: recorded, in its place
                 entry = HistoryEntry(
                     a.event_id, name, _trim(data), iso(now), Outcome.IGNORED, a.state, a.state,
-                    a.generation, a.by, f"cannot {name} a job in {a.state} (a late callback)",
+                    a.generation, a.principal, f"cannot {name} a job in {a.state} (a late callback)",
                 )  # fmt: skip
                 conflict = self.repo.record_in_order(InOrderRecord(uuid, entry, seq, after, now))
                 if conflict is None:
@@ -350,15 +378,43 @@ class JobService:
                     seq=seq,
                     after_seq=after,
                     callback=self._new_callback(uuid) if effect is Effect.REVOKE else None,
+                    key_id=a.key_id,
                 )
                 entry = HistoryEntry(
-                    a.event_id, name, data, iso(now), Outcome.APPLIED, a.state, to_state, generation, a.by
-                )
+                    a.event_id, name, data, iso(now), Outcome.APPLIED, a.state, to_state, generation,
+                    a.principal,
+                )  # fmt: skip
                 conflict = self.repo.apply(command, entry)
                 if conflict is None:
                     self._remember(uuid, to_state, generation)
                     self._after_applied(uuid, name, a.event_id, data, generation)
                     return Result(Outcome.APPLIED, uuid, name, a.event_id, None, a.state, to_state)
+                if conflict.key_revoked and not conflict.duplicate:
+                    # The key was revoked after this event was accepted: recorded in its place, the job
+                    # unchanged. (Expiry after acceptance does not undo a 202: it was known in advance.
+                    # Revocation, an explicit act, does, as a reset does for a job token.)
+                    entry = HistoryEntry(
+                        a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, a.state, a.state,
+                        a.generation, a.principal, KEY_REVOKED_AFTER,
+                    )  # fmt: skip
+                    # (no item back: the job's own condition held, so it is as accepted for)
+                    projection = (str(a.state), a.generation) if conflict.job is None else None
+                    record = InOrderRecord(uuid, entry, seq, after, now, projection)
+                    recorded = self.repo.record_in_order(record)
+                    if (
+                        recorded is not None
+                        and projection is not None
+                        and not recorded.duplicate
+                        and recorded.job is not None
+                        and recorded.job.applied_seq == after
+                    ):
+                        # events were accepted after it: they keep the projection they were accepted on
+                        recorded = self.repo.record_in_order(replace(record, projection=None))
+                    if recorded is None:
+                        return Result(
+                            Outcome.REJECTED, uuid, name, a.event_id, KEY_REVOKED_AFTER, a.state, a.state
+                        )
+                    conflict = recorded  # not its place (yet): as for any other refusal below
             if conflict.duplicate:
                 return self._redelivered(uuid, name, a.event_id, data, seq=seq)
             job = conflict.job
@@ -383,11 +439,16 @@ class JobService:
                 reason = f"an event accepted before it was lost, and the job is now in {job.state}"
             elif job.deleted:
                 reason = "the job was deleted after this event was accepted"
+            elif job.state is not State.RESET and job.generation == a.generation:
+                reason = (
+                    f"the job is in {job.state}, not {a.state}: an event accepted before this one was "
+                    "refused (its producer key was revoked)"
+                )
             else:
                 reason = "the job was reset after this event was accepted"
             entry = HistoryEntry(
                 a.event_id, name, _trim(data), iso(now), Outcome.REJECTED, job.state, job.state,
-                job.generation, a.by, reason,
+                job.generation, a.principal, reason,
             )  # fmt: skip
             conflict = self.repo.record_in_order(InOrderRecord(uuid, entry, seq, after, now))
             if conflict is None:
@@ -406,11 +467,15 @@ class JobService:
                 if job.deleted
                 else "the job was reset after this event was accepted"
             )
-            return self._record_refusal(job, a.event_id, a.event.name, data, a.by, reason, ignored=False)
+            return self._record_refusal(
+                job, a.event_id, a.event.name, data, a.principal, reason, ignored=False
+            )
         if a.message.ignore:
             reason = f"cannot {a.event.name} a job in {job.state} (a late callback)"
-            return self._record_refusal(job, a.event_id, a.event.name, data, a.by, reason, ignored=True)
-        return self._apply(a.message, a.event, a.event_id, a.by, None, authorized=True)
+            return self._record_refusal(
+                job, a.event_id, a.event.name, data, a.principal, reason, ignored=True
+            )
+        return self._apply(a.message, a.event, a.event_id, a.by, None, authorized=True, key_id=a.key_id)
 
     def _requeue(self, a: _Accepted) -> Result:
         """Back to the end of its message group, behind the event it waits for (which no consumer can
@@ -437,8 +502,10 @@ class JobService:
         token_hash: str | None,
         *,
         authorized: bool = False,
+        key_id: str | None = None,
     ) -> Result:
         uuid, name = message.uuid, event.name
+        who = principal(by, key_id)
         row = transition(name)
         data = event_data(event)
         effect = _EFFECTS.get(name, Effect.NONE)
@@ -455,7 +522,7 @@ class JobService:
                 reason = self._refusal(known, row.sources, name, by, message.token, authorized, None)
                 if reason is not None:
                     ignored = by is Actor.CALLBACK and reason.startswith("cannot ")
-                    return self._record_refusal(known, event_id, name, data, by, reason, ignored)
+                    return self._record_refusal(known, event_id, name, data, who, reason, ignored)
                 expected_state, expected_generation = known.state, known.generation
             now = self.clock.now()
             to_state = row.target or expected_state
@@ -478,9 +545,10 @@ class JobService:
                 outside_order=changes,
                 overtakes=overtakes,
                 callback=self._new_callback(uuid) if effect is Effect.REVOKE else None,
+                key_id=key_id,
             )
             entry = HistoryEntry(
-                event_id, name, data, iso(now), Outcome.APPLIED, expected_state, to_state, generation, by
+                event_id, name, data, iso(now), Outcome.APPLIED, expected_state, to_state, generation, who
             )
             conflict = self.repo.apply(command, entry)
             if conflict is None:
@@ -489,6 +557,12 @@ class JobService:
                 return Result(Outcome.APPLIED, uuid, name, event_id, None, expected_state, to_state)
             if conflict.duplicate:
                 return self._redelivered(uuid, name, event_id, data)
+            if conflict.key_revoked:
+                known = conflict.job or self.repo.get(uuid)
+                if known is None:
+                    return Result("unrecorded", uuid, name, event_id, "no such job")
+                reason = KEY_REVOKED_AFTER if authorized else KEY_REFUSED
+                return self._record_refusal(known, event_id, name, data, who, reason, ignored=False)
             job = conflict.job
             if job is None:
                 return Result("unrecorded", uuid, name, event_id, "no such job")
@@ -498,7 +572,7 @@ class JobService:
             reason = self._refusal(job, row.sources, name, by, message.token, authorized, waits)
             if reason is not None:
                 ignored = by is Actor.CALLBACK and reason.startswith("cannot ")
-                return self._record_refusal(job, event_id, name, data, by, reason, ignored)
+                return self._record_refusal(job, event_id, name, data, who, reason, ignored)
             expected_state, expected_generation = job.state, job.generation
         raise TransientError(f"job {uuid} kept changing while {name} {event_id} was applied")
 
@@ -517,7 +591,10 @@ class JobService:
         `waits`: the event changes the state outside the API's order (None: not known yet)."""
         if job.deleted:
             return "the job is deleted"
-        if (
+        if not authorized and by is Actor.KEY:
+            if job.owner_key != producer_key_id(token):
+                return "the producer key is not valid for this job (not its owner)"
+        elif (
             not authorized
             and by is not Actor.ADMIN
             and job.tokens.authenticate(token, self.clock.now()) is not by
@@ -562,7 +639,7 @@ class JobService:
         event_id: str,
         name: str,
         data: dict[str, Any],
-        by: Actor | None,
+        by: str | None,
         reason: str,
         ignored: bool,
     ) -> Result:
@@ -576,9 +653,7 @@ class JobService:
             outcome if recorded else "duplicate", job.uuid, name, event_id, reason, job.state, job.state
         )
 
-    def _reject(
-        self, uuid: str, event_id: str, name: Any, data: Any, reason: str, by: Actor | None
-    ) -> Result:
+    def _reject(self, uuid: str, event_id: str, name: Any, data: Any, reason: str, by: str | None) -> Result:
         job = self.repo.get(uuid)
         recorded_name = name if is_plain_name(name) else "(invalid)"
         if job is None:

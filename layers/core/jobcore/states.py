@@ -30,16 +30,40 @@ class State(StrEnum):
 
 
 class Actor(StrEnum):
-    """Who may send an event: the job's own token, a compute platform's callback token, an admin."""
+    """Who may send an event: the job's own token, a compute platform's callback token, a producer key
+    (on the jobs it created), an admin.
+
+    A producer key's principal is `key:<id>` (see `principal`); the table names the kind only."""
 
     JOB = "job"
     CALLBACK = "callback"
+    KEY = "key"
     ADMIN = "admin"
+
+
+# How a producer key is named as a principal: in history entries (`by`), acceptance marks, `owner`.
+KEY_PRINCIPAL_PREFIX: Final = "key:"
+
+
+def principal(actor: Actor, key_id: str | None = None) -> str:
+    """The principal as history entries name it: `admin`, `job`, `callback` or `key:<id>`."""
+    return f"{KEY_PRINCIPAL_PREFIX}{key_id}" if actor is Actor.KEY else str(actor)
+
+
+def parse_principal(text: str) -> tuple[Actor, str | None] | None:
+    """(kind, key id) of a principal as `principal` writes it; None for anything else."""
+    if text.startswith(KEY_PRINCIPAL_PREFIX):
+        key_id = text.removeprefix(KEY_PRINCIPAL_PREFIX)
+        return (Actor.KEY, key_id) if key_id and key_id.isascii() and len(key_id) <= 32 else None
+    if text in (Actor.JOB, Actor.CALLBACK, Actor.ADMIN):
+        return Actor(text), None
+    return None
 
 
 _ALL: Final = frozenset(State)
 _ANYONE: Final = frozenset(Actor)
-_JOB_OR_ADMIN: Final = frozenset({Actor.JOB, Actor.ADMIN})
+# A producer key may send exactly what a job token may, on the jobs it owns (SPEC section 4 item 4).
+_JOB_OR_ADMIN: Final = frozenset({Actor.JOB, Actor.KEY, Actor.ADMIN})
 _ADMIN: Final = frozenset({Actor.ADMIN})
 
 

@@ -1,4 +1,4 @@
-"""The three credentials of SPEC section 4, as pure functions of an injected time.
+"""The credentials of SPEC section 4, as pure functions of an injected time.
 
 - Job tokens (`pjt_...`) rotate; a rotated-out token stays valid for a grace period. The first is
   random; each rotation's token is the HMAC successor of the one it replaces (jobcore.keyring), so the
@@ -7,6 +7,8 @@
 - Callback tokens (`pjc_...`) never rotate by use and authorize only the callback events; they are
   derived from the admin key and a nonce stored with the job, so an admin can always read the URL.
 - Admin tokens are the hex HMAC-SHA256 of the current time window under the admin key.
+- Producer keys (`pjk_<id>_<secret>`) are issued by an admin: a public 12-character id, which finds the
+  key's item without a scan, and 256 random bits. Only the hash of the whole key is stored.
 
 Only SHA-256 hashes of job and callback tokens are stored. The prefixes tell the kinds apart without a
 lookup (and let secret scanners recognise a leaked token); they carry no secret.
@@ -31,6 +33,11 @@ CALLBACK_TOKEN_PREFIX: Final = "pjc_"  # noqa: S105
 _TOKEN_BYTES: Final = 32  # 256 bits of randomness
 _ADMIN_TOKEN = re.compile(r"[0-9a-f]{64}")
 _RANDOM_TOKEN = re.compile(r"pj[tc]_[A-Za-z0-9_-]{43}")
+PRODUCER_KEY_PREFIX: Final = "pjk_"
+KEY_ID_CHARS: Final = 12  # 72 random bits: ids never collide in practice, and a collision is refused
+_KEY_SECRET_BYTES: Final = 32  # 256 bits
+_PRODUCER_KEY = re.compile(r"pjk_([A-Za-z0-9_-]{12})_[A-Za-z0-9_-]{43}")
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{12}")
 # At most this many rotated-out tokens are in their grace period at once, so a job item stays small
 # however fast rotations come. A token is never dropped before its grace ends (SPEC section 4): while
 # this many are in grace, a rotation that is due by use, age or state change waits, and one asked for
@@ -46,6 +53,31 @@ def new_callback_token() -> str:
     return CALLBACK_TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
 
 
+def new_producer_key() -> tuple[str, str]:
+    """(id, key): a fresh producer key `pjk_<id>_<secret>` and its public id."""
+    key_id = secrets.token_urlsafe(9)  # 12 URL-safe characters
+    return key_id, f"{PRODUCER_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(_KEY_SECRET_BYTES)}"
+
+
+def producer_key_id(token: str) -> str | None:
+    """The public id in a producer key, or None if `token` is not shaped like one. Proves nothing."""
+    match = _PRODUCER_KEY.fullmatch(token)
+    return match.group(1) if match else None
+
+
+def is_key_id(text: str) -> bool:
+    return bool(_KEY_ID.fullmatch(text))
+
+
+# One message for every way a producer key can be wrong: which part was wrong is not said.
+KEY_REFUSED: Final = "the producer key is not valid (unknown, revoked or expired)"
+# The reason a queued event of a key revoked after its acceptance is recorded with.
+KEY_REVOKED_AFTER: Final = "the producer key was revoked after this event was accepted"
+
+# What an unknown key id is compared against, so that an unknown id and a wrong secret cost the same.
+DUMMY_KEY_HASH: Final = "0" * 43
+
+
 def hash_token(token: str) -> str:
     """URL-safe base64 of SHA-256, without padding (43 characters)."""
     digest = hashlib.sha256(token.encode("utf-8")).digest()
@@ -59,6 +91,8 @@ def credential_kind(token: str) -> Actor | None:
     """
     if _RANDOM_TOKEN.fullmatch(token):
         return Actor.JOB if token.startswith(JOB_TOKEN_PREFIX) else Actor.CALLBACK
+    if _PRODUCER_KEY.fullmatch(token):
+        return Actor.KEY
     if _ADMIN_TOKEN.fullmatch(token):
         return Actor.ADMIN
     return None

@@ -1,4 +1,4 @@
-"""The job repository on DynamoDB, through PynamoDB. One table holds three kinds of item:
+"""The job repository on DynamoDB, through PynamoDB. One table holds these kinds of item:
 
 | item | pk | sk | why separate |
 |---|---|---|---|
@@ -6,9 +6,12 @@
 | data | `JOB#<uuid>` | `DATA` | the job's `data` (up to 64 KiB), written once at creation, read on demand |
 | history | `JOB#<uuid>` | `EVT#<event_id>` | one per event; the key is the dedup record, the LSI `history` orders them |
 | idempotency | `JOB#<uuid>` | `IDEM#<incarnation>#<hash of the key>` | what an Idempotency-Key was first used for (written with the acceptance it records) |
+| producer key | `KEY#<id>` | `KEY` | one per key: its hash (never the key), label, scope, expiry, revocation; found by the id in the key (GetItem, never a scan) |
 
-Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline` (sorted by `updated_at`); a deleted job
-drops its `idx_*` attributes and so leaves every listing, while its history stays.
+Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline`, `idx_owner` (sorted by `updated_at`); a
+deleted job drops its `idx_*` attributes and so leaves every listing, while its history stays. Producer
+keys are listed through `by_updated` too, in their own partition (`idx_all = KEY`), which no job listing
+reads.
 
 Every model of the table and the repository's transactions go through ONE botocore client, made when
 the repository is built (a Lambda container's init) on the botocore session it is given, which the
@@ -64,7 +67,9 @@ from jobcore.records import (
     Job,
     JobFilter,
     JobPage,
+    KeyCheck,
     Outcome,
+    ProducerKey,
 )
 from jobcore.states import Actor, State
 from jobcore.tokens import TokenState, grace_key
@@ -74,6 +79,8 @@ DATA_SK: Final = "DATA"
 EVENT_SK_PREFIX: Final = "EVT#"
 IDEMPOTENCY_SK_PREFIX: Final = "IDEM#"
 ALL_JOBS: Final = "JOB"
+KEY_SK: Final = "KEY"
+ALL_KEYS: Final = "KEY"
 
 # Error codes that mean "the machinery is busy", not "the request is wrong".
 _TRANSIENT_CODES: Final = frozenset(
@@ -92,6 +99,10 @@ _TRANSIENT_CODES: Final = frozenset(
 
 def pk(uuid: str) -> str:
     return f"JOB#{uuid}"
+
+
+def key_pk(key_id: str) -> str:
+    return f"KEY#{key_id}"
 
 
 def _idempotency_sk(incarnation: int, key_hash: str) -> str:
@@ -133,7 +144,7 @@ class SharedConnection(Connection):
 
 def bind_models(
     table_name: str, region: str, host: str | None, connection: SharedConnection | None = None
-) -> tuple[type[Any], type[Any], type[Any], type[Any]]:
+) -> tuple[type[Any], type[Any], type[Any], type[Any], type[Any]]:
     """PynamoDB model classes bound to one table (the name is known only at run time), all on the
     client of `connection` when one is given."""
 
@@ -156,6 +167,11 @@ def bind_models(
     class ByPipeline(GlobalSecondaryIndex[Any]):
         Meta = index_meta("by_pipeline")
         idx_pipeline = UnicodeAttribute(hash_key=True)
+        updated_at = UnicodeAttribute(range_key=True)
+
+    class ByOwner(GlobalSecondaryIndex[Any]):
+        Meta = index_meta("by_owner")
+        idx_owner = UnicodeAttribute(hash_key=True)
         updated_at = UnicodeAttribute(range_key=True)
 
     class JobItem(Model):
@@ -204,9 +220,12 @@ def bind_models(
         applied_seq = NumberAttribute(null=True, attr_name="app_seq")
         incarnation = NumberAttribute(null=True, attr_name="inc")
         callback_nonce = UnicodeAttribute(null=True, attr_name="cb_nonce")
+        owner = UnicodeAttribute(null=True, attr_name="own")  # the producer key's id; absent: admin
+        idx_owner = UnicodeAttribute(null=True)
         by_updated = ByUpdated()
         by_state = ByState()
         by_pipeline = ByPipeline()
+        by_owner = ByOwner()
 
     class HistoryOrder(LocalSecondaryIndex[Any]):
         Meta = index_meta("history")
@@ -249,15 +268,34 @@ def bind_models(
         at = NumberAttribute()
         by = UnicodeAttribute()
 
+    class KeysByCreation(GlobalSecondaryIndex[Any]):
+        Meta = index_meta("by_updated")
+        idx_all = UnicodeAttribute(hash_key=True)
+        updated_at = UnicodeAttribute(range_key=True)
+
+    class KeyItem(Model):
+        Meta = table_meta()  # type: ignore[assignment]
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        key_hash = UnicodeAttribute()
+        label = UnicodeAttribute()
+        pipelines = ListAttribute(of=UnicodeAttribute)
+        created_at = NumberAttribute()
+        expires_at = NumberAttribute(null=True)
+        revoked_at = NumberAttribute(null=True)
+        idx_all = UnicodeAttribute(null=True)
+        updated_at = UnicodeAttribute(null=True)  # the listing's sort key: when it was issued
+        by_creation = KeysByCreation()
+
     if connection is not None:
-        for model in (JobItem, HistoryItem, DataItem, IdempotencyItem):
+        for model in (JobItem, HistoryItem, DataItem, IdempotencyItem, KeyItem):
             # PynamoDB describes the table from the model's attributes (no DescribeTable); the model
             # keeps that description on a connection that uses the shared client.
             table: TableConnection = model._get_connection()
             shared = SharedConnection(region=region, host=host, owner=connection)
             shared.add_meta_table(table.get_meta_table())
             table.connection = shared
-    return JobItem, HistoryItem, DataItem, IdempotencyItem
+    return JobItem, HistoryItem, DataItem, IdempotencyItem, KeyItem
 
 
 def _json(value: Any) -> str:
@@ -298,6 +336,11 @@ def decode_cursor(
     return key
 
 
+def _failed(reason: Any) -> bool:
+    """Whether a transaction's cancellation reason is its item's failed condition."""
+    return reason is not None and reason.code == "ConditionalCheckFailed"
+
+
 def _transient(error: PynamoDBException) -> bool:
     code = getattr(error, "cause_response_code", None)
     if code in _TRANSIENT_CODES:
@@ -322,7 +365,7 @@ class DynamoJobRepository:
         first request."""
         region = region or _region()
         self._connection = SharedConnection(region=region, host=host, session=session)
-        self.JobItem, self.HistoryItem, self.DataItem, self.IdempotencyItem = bind_models(
+        self.JobItem, self.HistoryItem, self.DataItem, self.IdempotencyItem, self.KeyItem = bind_models(
             table_name, region, host, self._connection
         )
         self._connection.client  # noqa: B018 (made now: a container's init, not its first request)
@@ -373,6 +416,7 @@ class DynamoJobRepository:
             applied_seq=int(item.applied_seq or 0),
             incarnation=int(item.incarnation or 1),
             callback_nonce=item.callback_nonce,
+            owner_key=item.owner,
         )
 
     def _history_item(self, uuid: str, entry: HistoryEntry, now_us: str) -> Any:
@@ -389,7 +433,7 @@ class DynamoJobRepository:
             from_state=entry.from_state and str(entry.from_state),
             to_state=entry.to_state and str(entry.to_state),
             generation=entry.generation,
-            by=entry.by and str(entry.by),
+            by=entry.by,
         )
 
     def _entry(self, item: Any) -> HistoryEntry:
@@ -402,7 +446,7 @@ class DynamoJobRepository:
             from_state=State(item.from_state) if item.from_state else None,
             to_state=State(item.to_state) if item.to_state else None,
             generation=int(item.generation) if item.generation is not None else None,
-            by=Actor(item.by) if item.by else None,
+            by=item.by or None,
             reason=item.reason,
         )
 
@@ -438,6 +482,8 @@ class DynamoJobRepository:
             accepted_seq=job.accepted_seq,
             applied_seq=job.applied_seq,
             incarnation=job.incarnation,
+            owner=job.owner_key,
+            idx_owner=job.owner,
         )
         if replaces is None:
             condition = J.pk.does_not_exist()  # a new uuid
@@ -470,9 +516,14 @@ class DynamoJobRepository:
             # the event is allowed from the state the job will be in once every event accepted
             # before it is applied: the order a 202 promises is the order accepted here
             condition &= J.accepted_state.is_in(*sorted(str(state) for state in a.sources))
-        condition &= self._credential_clause(a.by, a.token_hash, a.now)
+        condition &= self._credential_clause(a.by, a.token_hash, a.now, a.key.key_id if a.key else None)
         if a.expected_seq is not None:
             condition &= J.accepted_seq == a.expected_seq  # no acceptance since the read it was based on
+        if a.expected_projection is not None:
+            # ... nor a state change outside the API's order: the place and the expectation the event
+            # is queued with are the ones the write makes
+            state, generation = a.expected_projection
+            condition &= (J.accepted_state == state) & (J.accepted_generation == generation)
         actions = [J.accepted_seq.add(1)]
         if a.to_state is not None:
             actions.append(J.accepted_state.set(a.to_state))
@@ -480,12 +531,25 @@ class DynamoJobRepository:
             actions.append(J.accepted_generation.add(1))
         if a.count_use:
             actions.append(J.token_uses.add(1))
-        if a.idempotency is None:
+        if a.idempotency is None and a.key is None:
             return self._accept_one(a.uuid, actions, condition)
-        return self._accept_keyed(a.uuid, actions, condition, a.idempotency)
+        return self._accept_in_transaction(a.uuid, actions, condition, a.idempotency, a.key, a.now)
 
-    def _credential_clause(self, by: Actor, token_hash: str | None, now: float) -> Condition:
+    def _key_valid(self, key_hash: str, now: float) -> Condition:
+        """A producer key's ConditionCheck: this key (its hash), not revoked, not expired."""
+        K = self.KeyItem
+        return (
+            (K.key_hash == key_hash)  # the key's secret (an unknown id has no item: fails too)
+            & K.revoked_at.does_not_exist()  # revocation holds at once
+            & (K.expires_at.does_not_exist() | (K.expires_at > now))  # ... and so does expiry
+        )
+
+    def _credential_clause(
+        self, by: Actor, token_hash: str | None, now: float, key_id: str | None = None
+    ) -> Condition:
         J = self.JobItem
+        if by is Actor.KEY:
+            return J.owner == (key_id or "")  # a key acts on the jobs it created only
         if by is Actor.JOB:
             # the current job token, or a rotated-out one still in its grace period
             return (J.token_hash == token_hash) | (J.grace[grace_key(token_hash or "")] > now)
@@ -518,11 +582,61 @@ class DynamoJobRepository:
             raise TransientError(f"accepting the event failed: {type(error).__name__}") from error
         return AcceptResult(True, self._job(self.JobItem.from_raw_data(answer["Attributes"])))
 
-    def _accept_keyed(
-        self, uuid: str, actions: list[Any], condition: Condition, record: IdempotencyRecord
+    def _accept_in_transaction(
+        self,
+        uuid: str,
+        actions: list[Any],
+        condition: Condition,
+        record: IdempotencyRecord | None,
+        key: KeyCheck | None,
+        now: float,
     ) -> AcceptResult:
+        """The acceptance as one TransactWriteItems: the key's ConditionCheck (a producer key), the
+        Idempotency-Key's record (when there is one), the job's update. It returns no item when it
+        succeeds: the caller knew the place it took (expected_seq)."""
         K = self.IdempotencyItem
-        item = K(
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                if key is not None:
+                    # (PynamoDB sends condition checks first)
+                    tx.condition_check(
+                        self.KeyItem, key_pk(key.key_id), KEY_SK, condition=self._key_valid(key.key_hash, now)
+                    )
+                if record is not None:
+                    # the key's first use on this job: a retry finds this record instead
+                    tx.save(
+                        self._idempotency_item(uuid, record),
+                        condition=K.sk.does_not_exist(),
+                        return_values="ALL_OLD",
+                    )
+                tx.update(
+                    self.JobItem(pk(uuid), JOB_SK),
+                    actions=actions,
+                    condition=condition,
+                    return_values="ALL_OLD",
+                )
+        except TransactWriteError as error:
+            reasons = list(error.cancellation_reasons or [])
+            if _transient(error) or len(reasons) < 1 + (key is not None) + (record is not None):
+                raise TransientError(f"accepting the event failed: {error.cause_response_code}") from error
+            # [key check?, idempotency put?, job update], in PynamoDB's order
+            key_reason = reasons.pop(0) if key is not None else None
+            record_reason = reasons.pop(0) if record is not None else None
+            job_reason = reasons[0]
+            job = None
+            if job_reason is not None and job_reason.raw_item:
+                job = self._job(self.JobItem.from_raw_data(job_reason.raw_item))
+            if _failed(key_reason):
+                return AcceptResult(False, job, key_refused=True)  # the credential first, whatever else
+            if _failed(record_reason) and record_reason is not None and record_reason.raw_item:
+                return AcceptResult(False, job, self._idempotency(K.from_raw_data(record_reason.raw_item)))
+            if not _failed(job_reason):
+                raise TransientError(f"accepting the event failed: {error.cause_response_code}") from error
+            return AcceptResult(False, job)
+        return AcceptResult(True, None)
+
+    def _idempotency_item(self, uuid: str, record: IdempotencyRecord) -> Any:
+        return self.IdempotencyItem(
             pk(uuid),
             _idempotency_sk(record.incarnation, record.key_hash),
             event_id=record.event_id,
@@ -534,31 +648,6 @@ class DynamoJobRepository:
             at=record.at,
             by=record.by,
         )
-        try:
-            with TransactWrite(connection=self._connection) as tx:
-                # the key's first use on this job: a retry finds this record instead
-                tx.save(item, condition=K.sk.does_not_exist(), return_values="ALL_OLD")
-                tx.update(
-                    self.JobItem(pk(uuid), JOB_SK),
-                    actions=actions,
-                    condition=condition,
-                    return_values="ALL_OLD",
-                )
-        except TransactWriteError as error:
-            reasons = error.cancellation_reasons or []
-            if _transient(error) or len(reasons) < 2:
-                raise TransientError(f"accepting the event failed: {error.cause_response_code}") from error
-            # PynamoDB sends puts before updates: [idempotency put, job update].
-            key_reason, job_reason = reasons[0], reasons[1]
-            job = None
-            if job_reason is not None and job_reason.raw_item:
-                job = self._job(self.JobItem.from_raw_data(job_reason.raw_item))
-            if key_reason is not None and key_reason.code == "ConditionalCheckFailed" and key_reason.raw_item:
-                return AcceptResult(False, job, self._idempotency(K.from_raw_data(key_reason.raw_item)))
-            if job_reason is None or job_reason.code != "ConditionalCheckFailed":
-                raise TransientError(f"accepting the event failed: {error.cause_response_code}") from error
-            return AcceptResult(False, job)
-        return AcceptResult(True, None)
 
     def _idempotency(self, item: Any) -> IdempotencyRecord:
         _, incarnation, key_hash = item.sk.split("#", 2)
@@ -599,7 +688,7 @@ class DynamoJobRepository:
             & (J.generation == c.expected_generation)  # ... of this run, which the history entry records
         )
         if not c.authorized and c.by is not Actor.ADMIN:
-            condition &= self._credential_clause(c.by, c.token_hash, c.now)
+            condition &= self._credential_clause(c.by, c.token_hash, c.now, c.key_id)
         # (an admin token was verified against the admin key before the write; an event the API
         # marked was authorized when it was accepted)
         if c.expected_last_event_id is not None:
@@ -656,20 +745,40 @@ class DynamoJobRepository:
             ]
         if c.effect is Effect.REVOKE:
             actions.append(J.erased_objects.set(0))
-        return self._write_with_history(c.uuid, actions, condition, entry, c.now)
+        return self._write_with_history(c.uuid, actions, condition, entry, c.now, key_id=c.key_id)
 
     def record_in_order(self, record: InOrderRecord) -> Conflict | None:
         J = self.JobItem
         condition = J.pk.exists() & (J.applied_seq == record.after_seq)  # its place is the next one
         actions = [J.applied_seq.set(record.seq)]
+        if record.projection is not None:
+            condition &= J.accepted_seq == record.seq  # nothing accepted after it, against the projection
+            actions += [
+                J.accepted_state.set(record.projection[0]),
+                J.accepted_generation.set(record.projection[1]),
+            ]
         return self._write_with_history(record.uuid, actions, condition, record.entry, record.now)
 
     def _write_with_history(
-        self, uuid: str, actions: list[Any], condition: Condition, entry: HistoryEntry, now: float
+        self,
+        uuid: str,
+        actions: list[Any],
+        condition: Condition,
+        entry: HistoryEntry,
+        now: float,
+        *,
+        key_id: str | None = None,
     ) -> Conflict | None:
         history = self._history_item(uuid, entry, iso_us(now))
+        K = self.KeyItem
         try:
             with TransactWrite(connection=self._connection) as tx:
+                if key_id is not None:
+                    # a producer key's event: only while the key is not revoked (expiry after its
+                    # acceptance does not undo a 202; revocation, an explicit act, does)
+                    tx.condition_check(
+                        K, key_pk(key_id), KEY_SK, condition=K.pk.exists() & K.revoked_at.does_not_exist()
+                    )
                 tx.update(
                     self.JobItem(pk(uuid), JOB_SK),
                     actions=actions,
@@ -679,15 +788,20 @@ class DynamoJobRepository:
                 # the event id is new to this job: a redelivered event has no second effect
                 tx.save(history, condition=self.HistoryItem.sk.does_not_exist())
         except TransactWriteError as error:
-            return self._conflict(error)
+            return self._conflict(error, with_key=key_id is not None)
         return None
 
-    def _conflict(self, error: TransactWriteError) -> Conflict:
-        reasons = error.cancellation_reasons or []
-        if _transient(error) or len(reasons) < 2:
+    def _conflict(self, error: TransactWriteError, *, with_key: bool = False) -> Conflict:
+        reasons = list(error.cancellation_reasons or [])
+        if _transient(error) or len(reasons) < 2 + with_key:
             raise TransientError(
                 f"DynamoDB could not apply the event now: {error.cause_response_code}"
             ) from error
+        if with_key and _failed(reasons.pop(0)):
+            duplicate = _failed(reasons[0])
+            raw = reasons[1].raw_item if reasons[1] is not None else None
+            job = self._job(self.JobItem.from_raw_data(raw)) if raw else None
+            return Conflict(duplicate=duplicate, job=job, key_revoked=True)
         # PynamoDB sends puts before updates: [history put, job update].
         history_reason, job_reason = reasons[0], reasons[1]
         duplicate = history_reason is not None and history_reason.code == "ConditionalCheckFailed"
@@ -806,7 +920,13 @@ class DynamoJobRepository:
         elif where.updated_before:
             range_condition = J.updated_at <= where.updated_before
         filters: list[Condition] = []
-        if where.pipeline_uuid is not None:
+        if where.owner is not None:
+            index, key, hash_name = J.by_owner, where.owner, "idx_owner"
+            if where.pipeline_uuid is not None:
+                filters.append(J.pipeline_uuid == where.pipeline_uuid)
+            if where.state is not None:
+                filters.append(J.state == str(where.state))
+        elif where.pipeline_uuid is not None:
             index, key, hash_name = J.by_pipeline, where.pipeline_uuid, "idx_pipeline"
             if where.state is not None:
                 filters.append(J.state == str(where.state))
@@ -843,3 +963,65 @@ class DynamoJobRepository:
                 raise InvalidRequest(_BAD_CURSOR) from None  # e.g. a start key outside the time range
             raise TransientError(f"listing jobs failed: {error.cause_response_code}") from error
         return JobPage(jobs, encode_cursor(last_key))
+
+    # -- producer keys -------------------------------------------------------------------------------
+
+    def _key(self, item: Any) -> ProducerKey:
+        return ProducerKey(
+            key_id=item.pk.removeprefix("KEY#"),
+            key_hash=item.key_hash,
+            label=item.label,
+            pipelines=tuple(item.pipelines or ()),
+            created_at=float(item.created_at),
+            expires_at=float(item.expires_at) if item.expires_at is not None else None,
+            revoked_at=float(item.revoked_at) if item.revoked_at is not None else None,
+        )
+
+    def put_key(self, key: ProducerKey) -> bool:
+        K = self.KeyItem
+        item = K(
+            key_pk(key.key_id),
+            KEY_SK,
+            key_hash=key.key_hash,
+            label=key.label,
+            pipelines=list(key.pipelines),
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            idx_all=ALL_KEYS,
+            updated_at=iso(key.created_at),
+        )
+        try:
+            item.save(condition=K.pk.does_not_exist())  # a new id (a collision is refused, not merged)
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise TransientError(f"storing the key failed: {error.cause_response_code}") from error
+        return True
+
+    def get_key(self, key_id: str) -> ProducerKey | None:
+        try:
+            return self._key(self.KeyItem.get(key_pk(key_id), KEY_SK, consistent_read=True))
+        except DoesNotExist:
+            return None
+        except GetError as error:
+            raise TransientError(f"reading the key failed: {error.cause_response_code}") from error
+
+    def list_keys(self) -> list[ProducerKey]:
+        try:
+            return [
+                self._key(item) for item in self.KeyItem.by_creation.query(ALL_KEYS, scan_index_forward=False)
+            ]
+        except QueryError as error:
+            raise TransientError(f"listing keys failed: {error.cause_response_code}") from error
+
+    def revoke_key(self, key_id: str, now: float) -> ProducerKey | None:
+        K = self.KeyItem
+        item = K(key_pk(key_id), KEY_SK)
+        try:
+            # idempotent: a second revocation keeps the first one's time
+            item.update(actions=[K.revoked_at.set(K.revoked_at | now)], condition=K.pk.exists())
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return None
+            raise TransientError(f"revoking the key failed: {error.cause_response_code}") from error
+        return self._key(item)
