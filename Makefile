@@ -8,19 +8,39 @@ PYTHON ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.12"*/bin/pytho
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: help install serve test unit integration e2e lint format typecheck validate bench mutants build deploy clean
+.PHONY: help install lock check-lock check-build serve test unit integration e2e lint format typecheck validate bench mutants build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
-	@echo "==> creating $(VENV) with $(PYTHON)"
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+# uv installs from the lock (uv.lock): exactly the versions CI ran, in seconds. uv itself is pinned and
+# lives in .tools, apart from the project's venv, which `uv sync` keeps exactly as the lock says.
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+UV_GROUPS := --extra local --group dev --group layer
+
+$(UV):
+	@echo "==> installing uv $(UV_VERSION) into .tools with $(PYTHON)"
+	@$(PYTHON) -m venv .tools
+	@.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(BIN)/.installed: pyproject.toml uv.lock | $(UV)
+	@echo "==> installing the locked dependencies into $(VENV) (uv sync --frozen)"
+	@$(UV) sync --quiet --frozen $(UV_GROUPS) --python $(PYTHON)
 	@touch $@
 
-install: $(BIN)/.installed ## create .venv and install the project with its dev tools
+install: $(BIN)/.installed ## create .venv and install the project with its dev tools, from uv.lock
+
+lock: $(UV) ## after editing pyproject.toml's dependencies: re-resolve uv.lock, export the layer's requirements
+	$(UV) lock --python $(PYTHON)
+	$(UV) export --quiet --frozen --only-group layer --no-emit-project > layers/core/requirements.txt
+
+check-lock: $(UV) ## uv.lock agrees with pyproject.toml, and the layer's requirements with uv.lock
+	$(UV) lock --locked --python $(PYTHON)
+	@$(UV) export --quiet --frozen --only-group layer --no-emit-project | diff -u layers/core/requirements.txt - \
+	  || { echo "layers/core/requirements.txt is not what uv.lock says: run \`make lock\`"; exit 1; }
 
 serve: install ## start the local stack: moto on loopback, the HTTP API on :8765, the queue worker
 	$(BIN)/pipelinejobs serve --port $(PORT)
@@ -54,7 +74,7 @@ validate: install ## cfn-lint and the SAM translator, offline
 
 # Each benchmark exits 3 when a target is missed (its figures are printed either way); any other
 # failure stops the run. Results and how they were obtained: docs/PERFORMANCE.md.
-bench: install ## benchmarks: cost per event, cold start, throughput (a few minutes)
+bench: install check-build ## benchmarks: cost per event, cold start (of the built artifacts too), throughput
 	@missed=""; for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(BIN)/python $$b; rc=$$?; \
 	  if [ $$rc -eq 3 ]; then missed="$$missed $$b"; elif [ $$rc -ne 0 ]; then exit $$rc; fi; echo; done; \
 	  if [ -n "$$missed" ]; then echo "targets missed in:$$missed (see docs/PERFORMANCE.md)"; exit 3; fi; \
@@ -63,11 +83,25 @@ bench: install ## benchmarks: cost per event, cold start, throughput (a few minu
 mutants: install ## break each guard on purpose, one at a time; the targeted tests must notice (minutes)
 	$(BIN)/python tests/mutation/mutants.py
 
-build: ## sam build (needs the AWS SAM CLI and Python 3.12 on PATH)
-	sam build
+# The AWS SAM CLI, pinned with hashes in .ci/sam-requirements.txt, in its own venv (its pins of boto3
+# and click are older than ours, so it cannot share the project's lock).
+SAM := .tools/sam/bin/sam
+PY312_DIR = $(dir $(shell command -v $(PYTHON)))
+
+$(SAM): .ci/sam-requirements.txt | $(UV)
+	@echo "==> installing the AWS SAM CLI into .tools/sam"
+	@$(UV) venv --quiet --allow-existing --python $(PYTHON) .tools/sam
+	@$(UV) pip install --quiet --python .tools/sam/bin/python --require-hashes -r .ci/sam-requirements.txt
+	@touch $@
+
+build: $(SAM) ## sam build: the layer from the lock, compiled to bytecode (needs Python 3.12)
+	PATH="$(PY312_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build
+
+check-build: install $(SAM) ## sam build, then check sizes, versions, bytecode and imports of the artifacts
+	$(BIN)/python tests/build/check_artifacts.py --sam $(SAM) --python $(PYTHON)
 
 deploy: build ## sam deploy --guided
-	sam deploy --guided
+	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .aws-sam

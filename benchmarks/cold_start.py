@@ -16,6 +16,14 @@ left out of both: it is the same for every process and would only dilute the rat
 
 Targets (issue 5): worker <= 1.3x, API <= 1.5x the bare script; notifier is reported without a target.
 
+Two tables. **Built artifacts** (first; issue 11): what Lambda loads. The handlers run from the output of
+`sam build` for this CPU (`make check-build` writes `.aws-sam/build-x86_64`): the function's folder, then
+the layer's `python/` (with its shipped bytecode), then a stand-in for the runtime's own boto3 (the
+locked boto3 and botocore, compiled, as /var/runtime holds them), with no site-packages (`-S`) and
+`PYTHONDONTWRITEBYTECODE=1` (/opt and /var/task are read-only: nothing compiled is kept). The bare
+script runs under the same conditions with only the runtime's boto3. **Dev venv** (second): the same
+processes from the source tree and .venv, where bytecode is cached.
+
     python benchmarks/cold_start.py [--runs 7] [--importtime worker|api|notifier|bare-worker|...]
 """
 
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +51,10 @@ CLIENTS: dict[str, tuple[str, ...]] = {
     "notifier": ("events",),
 }
 TARGETS: dict[str, float | None] = {"worker": 1.3, "api": 1.5, "notifier": None}
+FUNCTIONS = {"worker": "WorkerFunction", "api": "ApiFunction", "notifier": "NotifierFunction"}
+BUILT = ROOT / ".aws-sam" / "build-x86_64"
+# What the runtime's /var/runtime holds of boto3 (copied from the built layer: the locked versions).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
 # Runs in the fresh process. The clock starts before the first import.
 CHILD = r"""
@@ -325,9 +338,12 @@ def setups() -> tuple[dict[str, dict[str, Any]], dict[str, Any], str]:
     return handlers, responses, queue
 
 
-def environment(handler: str, setup: dict[str, Any], responses: dict[str, Any], queue: str) -> dict[str, str]:
+def environment(
+    handler: str, setup: dict[str, Any], responses: dict[str, Any], queue: str, path: list[Path] | None = None
+) -> dict[str, str]:
     """A Lambda-like environment: the template's variables, dummy credentials, an endpoint nobody
-    listens on (every call is answered in-process), the function and layer folders on the path."""
+    listens on (every call is answered in-process), the function and layer folders on the path (or
+    `path`: the built artifacts', with nothing compiled kept)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
     env.update(
         {
@@ -346,7 +362,11 @@ def environment(handler: str, setup: dict[str, Any], responses: dict[str, Any], 
             "POWERTOOLS_SERVICE_NAME": "pipelinejobs",
             "POWERTOOLS_METRICS_NAMESPACE": "PipelineJobs",
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / handler), str(ROOT / "layers/core")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT / "functions" / handler), str(ROOT / "layers/core")]
+                if path is None
+                else map(str, path)
+            ),
             "COLD_START_SETUP": json.dumps(
                 {
                     "module": setup["module"],
@@ -359,7 +379,30 @@ def environment(handler: str, setup: dict[str, Any], responses: dict[str, Any], 
             ),
         }
     )
+    if path is not None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+def runtime_boto3() -> Path:
+    """A stand-in for the runtime's own boto3 (/var/runtime): the built layer's boto3 and botocore,
+    with their bytecode."""
+    layer, runtime = BUILT / "CoreLayer" / "python", ROOT / ".aws-sam" / "runtime-boto3"
+    if not layer.is_dir():
+        raise SystemExit(f"no built artifacts at {BUILT.relative_to(ROOT)}: run `make check-build` first")
+    shutil.rmtree(runtime, ignore_errors=True)
+    runtime.mkdir(parents=True)
+    for name in RUNTIME_PACKAGES:
+        source = layer / name
+        if source.is_dir():
+            shutil.copytree(source, runtime / name)
+        else:
+            shutil.copy2(source, runtime / name)
+            cached = layer / "__pycache__"
+            (runtime / "__pycache__").mkdir(exist_ok=True)
+            for pyc in cached.glob(f"{Path(name).stem}.*.pyc"):
+                shutil.copy2(pyc, runtime / "__pycache__" / pyc.name)
+    return runtime
 
 
 def run_once(kind: str, env: dict[str, str], extra_args: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -410,15 +453,51 @@ def main(argv: list[str] | None = None) -> int:
         importtime(args.importtime, envs[handler])
         return 0
 
-    kinds = [(kind, handler) for handler in all_setups for kind in (handler, f"bare-{handler}")]
-    kinds += [("powertools-api", "api"), ("powertools-worker", "worker")]
+    runtime = runtime_boto3()
+    built_envs: dict[str, dict[str, str]] = {}
+    for handler, setup in all_setups.items():
+        function = [BUILT / FUNCTIONS[handler], BUILT / "CoreLayer" / "python", runtime]
+        built_envs[handler] = environment(handler, setup, responses, queue, function)
+        built_envs[f"bare-{handler}"] = environment(handler, setup, responses, queue, [runtime])
+    print(
+        f"runs: {args.runs} fresh processes each (median); Python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    )
+    print("\nbuilt artifacts, as Lambda loads them (sam build for this CPU; no bytecode written; -S):")
+    ok = table(all_setups, built_envs, args.runs, ("-S",), references=False)
+    print("\ndev venv (source tree and .venv, bytecode cached):")
+    dev_envs = {**envs, **{f"bare-{handler}": env for handler, env in envs.items()}}
+    ok_dev = table(all_setups, dev_envs, args.runs, (), references=True)
+    print("\ninit: import + cached dependencies with AWS clients; +1st event: init plus one event handled,")
+    print("AWS answered in-process. A target holds when both ratios are within it; the built artifacts'")
+    print("table decides (it is what Lambda runs), the dev venv's is kept for comparison.")
+    print("* references, not handlers: the floor of any handler built on the libraries this project uses.")
+    print("  worker: Powertools' SQS FIFO batch processing, Logger and Metrics, one pydantic model per body;")
+    print("  api: Powertools' HTTP resolver with validation, Logger, one route with a one-model body;")
+    print("  both making the bare script's calls.")
+    del ok_dev
+    return 0 if ok else 3
+
+
+def table(
+    all_setups: dict[str, dict[str, Any]],
+    envs: dict[str, dict[str, str]],
+    runs: int,
+    extra_args: tuple[str, ...],
+    *,
+    references: bool,
+) -> bool:
+    """Measure every handler beside its bare script (and the references), print one table; True when
+    every target holds."""
+    kinds = [(kind, kind) for handler in all_setups for kind in (handler, f"bare-{handler}")]
+    if references:
+        kinds += [("powertools-api", "api"), ("powertools-worker", "worker")]
     samples: dict[str, list[dict[str, Any]]] = {}
-    for kind, handler in kinds:
-        run_once(kind, envs[handler])  # compile caches warm, the import system's too
-    for _ in range(args.runs):
+    for kind, env in kinds:
+        run_once(kind, envs[env], extra_args)  # compile caches warm, the import system's too
+    for _ in range(runs):
         # Interleaved, so that a slow moment of the machine hits every side alike.
-        for kind, handler in kinds:
-            samples.setdefault(kind, []).append(run_once(kind, envs[handler]))
+        for kind, env in kinds:
+            samples.setdefault(kind, []).append(run_once(kind, envs[env], extra_args))
 
     def median(kind: str, key: str) -> float:
         return statistics.median(s[key] for s in samples[kind]) * 1000
@@ -426,9 +505,6 @@ def main(argv: list[str] | None = None) -> int:
     def median_total(kind: str) -> float:
         return statistics.median((s["init"] + s["first"]) for s in samples[kind]) * 1000
 
-    print(
-        f"runs: {args.runs} fresh processes each (median); Python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
-    )
     print(
         f"{'handler':<13} {'AWS clients':<24} {'init ms':>8} {'bare':>6} {'ratio':>6}   "
         f"{'+1st event ms':>13} {'bare':>6} {'ratio':>6}   {'target':>7}  result"
@@ -455,21 +531,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{total:13.0f} {bare_total:6.0f} {total_ratio:5.2f}x   "
             f"{f'<= {target:.1f}x' if target else 'none':>7}  {verdict}"
         )
-    for handler in ("worker", "api"):
-        floor, bare = median(f"powertools-{handler}", "init"), median(f"bare-{handler}", "init")
-        floor_total, bare_total = median_total(f"powertools-{handler}"), median_total(f"bare-{handler}")
-        label = f"{handler} floor*"
-        print(
-            f"{label:<13} {', '.join(CLIENTS[handler]):<24} {floor:8.0f} {bare:6.0f} {floor / bare:5.2f}x   "
-            f"{floor_total:13.0f} {bare_total:6.0f} {floor_total / bare_total:5.2f}x   {'none':>7}  -"
-        )
-    print("\ninit: import + cached dependencies with AWS clients; +1st event: init plus one event handled,")
-    print("AWS answered in-process. A target holds when both ratios are within it.")
-    print("* references, not handlers: the floor of any handler built on the libraries this project uses.")
-    print("  worker: Powertools' SQS FIFO batch processing, Logger and Metrics, one pydantic model per body;")
-    print("  api: Powertools' HTTP resolver with validation, Logger, one route with a one-model body;")
-    print("  both making the bare script's calls.")
-    return 0 if ok else 3
+    if references:
+        for handler in ("worker", "api"):
+            floor, bare = median(f"powertools-{handler}", "init"), median(f"bare-{handler}", "init")
+            floor_total, bare_total = median_total(f"powertools-{handler}"), median_total(f"bare-{handler}")
+            label = f"{handler} floor*"
+            print(
+                f"{label:<13} {', '.join(CLIENTS[handler]):<24} {floor:8.0f} {bare:6.0f} {floor / bare:5.2f}x   "
+                f"{floor_total:13.0f} {bare_total:6.0f} {floor_total / bare_total:5.2f}x   {'none':>7}  -"
+            )
+    return ok
 
 
 if __name__ == "__main__":

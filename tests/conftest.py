@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests import summaries
+from tests import aws_calls, summaries
+
+aws_calls.install()  # every AWS call a function makes, against its policy (tests/aws_calls.py)
 
 # Under xdist, the order units are handed out in: the longest first (the reliability folder, ~4 min on
 # two cores; the model-based test, ~3 min), so that none starts last and runs on alone.
@@ -55,6 +57,29 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput[summaries.WORKER_OUTPUT_KEY] = summaries.local_sections(session.config)
+        workeroutput[aws_calls.WORKER_OUTPUT_KEY] = aws_calls.recorded()
+        return
+    _check_least_privilege(session)
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    option = config.option
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not option.keyword
+        and not option.markexpr
+        and not getattr(option, "lf", False)
+        and not getattr(option, "deselect", None)
+    )
+
+
+def _check_least_privilege(session: pytest.Session) -> None:
+    """Every function's AWS calls against its grants in template.yaml (tests/aws_calls.py)."""
+    lines, problems = aws_calls.compare(full_run=_whole_suite(session.config))
+    shown = lines + [f"FAIL {p}" for p in problems]
+    summaries.register(session.config, "least privilege", lambda: shown)
+    if problems and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -62,6 +87,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     sections = getattr(node, "workeroutput", {}).get(summaries.WORKER_OUTPUT_KEY)
     if sections:
         summaries.relay(node.config, sections)
+    aws_calls.merge(getattr(node, "workeroutput", {}).get(aws_calls.WORKER_OUTPUT_KEY) or {})
 
 
 # The template checks issue 5 asks for (tests/unit/test_template.py), reported with the figures.

@@ -68,6 +68,23 @@ def _valid_until(lifetime: int) -> str:
     return until.astimezone().strftime("%H:%M")
 
 
+# What the local stack imports beyond the command line's extra (`pipelinejobs[local]`).
+_LOCAL_MODULES = ("moto", "yaml", "pynamodb", "aws_lambda_powertools", "flask")
+
+
+def _require_local_extra(command: str) -> None:
+    """Exit with what to install when the local stack's dependencies are missing (not a traceback)."""
+    import importlib.util
+
+    missing = [name for name in _LOCAL_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        _err().print(
+            f"[red]error:[/red] `pipelinejobs {command}` runs the local stack, which needs its extra "
+            f"(missing: {', '.join(missing)}).\nnext: pip install 'pipelinejobs\\[local]'"
+        )
+        raise typer.Exit(1)
+
+
 def serve(
     port: Annotated[int, typer.Option(help="Port of the HTTP API on 127.0.0.1 (0: any free port).")] = 8765,
     aws_port: Annotated[
@@ -107,6 +124,7 @@ def serve(
 ) -> None:
     """Start the local stack: AWS emulated by moto on loopback, resources from template.yaml, the HTTP
     API, the queue worker and the notifier. Logs one line per event until Ctrl-C."""
+    _require_local_extra("serve")
     from pipelinejobs.local.resources import LocalStackError
     from pipelinejobs.local.stack import LocalStack
 
@@ -224,6 +242,7 @@ def demo(
 ) -> None:
     """Drive one job through create → run → update → finish, callbacks, archive outputs, an admin reset
     that erases them, and a delete, printing each step."""
+    _require_local_extra("demo")
     from pipelinejobs.errors import PipelineJobsError
     from pipelinejobs.local.demo import run_demo
     from pipelinejobs.local.stack import LocalStack, wait_for_port
