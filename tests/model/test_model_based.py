@@ -170,7 +170,12 @@ def _predict(state: str, name: str, data: dict[str, Any]) -> str:
 
 
 def _draw_send(
-    draw: Any, n_jobs: int, predicted: list[str], earlier: list[Send], keys: Keys | None = None
+    draw: Any,
+    n_jobs: int,
+    predicted: list[str],
+    earlier: list[Send],
+    keys: Keys | None = None,
+    live: tuple[int, ...] = (),
 ) -> Send:
     job = draw(st.integers(0, n_jobs - 1))
     special = draw(st.integers(0, 24))
@@ -195,25 +200,15 @@ def _draw_send(
         name = draw(st.sampled_from([*TABLE, "explode"] if channel == "queue" else list(TABLE)))
     if name in TABLE and "job" not in TABLE[name][2]:
         creds = ["admin", "admin", "admin_prev", "job", *(["key"] if keys else [])]
-    elif keys is not None and keys.owners[job] is not None:
-        # a job a producer key created: its producer mostly sends with the key; another owner's key
-        creds = [
-            "key",
-            "key",
-            "key",
-            "key",
-            "job",
-            "job_shared",
-            "job_prev",
-            "admin",
-            "callback",
-            "key_stranger",
-        ]
+    elif keys is not None and keys.owners[job] in live:
+        # a job a producer key created: its producer mostly sends with the key (until it is revoked:
+        # then mostly with the job's token); another owner's key
+        creds = ["key"] * 6 + ["job", "job_shared", "job_prev", "admin", "callback", "key_stranger"]
     else:
         # the newest token, and the tokens producers hold that did not follow every rotation: the one
         # before it (an answer lost), the first one, and one shared by threads since the round began
         creds = ["job", "job", "job_prev", "job_shared", "job_shared", "admin", "job_old", "callback"]
-        if keys:  # a producer key on an admin's job
+        if keys:  # a producer key on an admin's job, or its revoked key
             creds.append("key")
     if channel == "queue":
         creds += ["admin_stale", "foreign", "garbage"]
@@ -272,7 +267,7 @@ def _draw_key_burst(draw: Any, predicted: list[str], room: int) -> tuple[Send, .
         if not allowed:
             break
         name = draw(st.sampled_from(allowed))
-        sends.append(Send(0, "api", name, draw(st.sampled_from(["key", "key", "job"])), {"n": n}))
+        sends.append(Send(0, "api", name, draw(st.sampled_from(["key", "job"])), {"n": n}))
         state = _predict(state, name, {})
     if draw(st.integers(0, 3)) == 0:
         reset = Send(0, "queue", "reset", "admin", {"keep_archive": True})
@@ -307,25 +302,32 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys |
                     cred = draw(st.sampled_from(creds))
                     before.append((kind, job, cred) if kind == "rotate" else (kind, job))
         count = min(draw(st.integers(0 if r else 1, 5)), MAX_SENDS - sent)
-        sends = tuple(_draw_send(draw, n_jobs, predicted, earlier, keys) for _ in range(count))
-        burst: tuple[Send, ...] = ()
-        if sent + count < MAX_SENDS:
-            if n_keys and draw(st.integers(0, 2)) == 0:
+        sends = tuple(_draw_send(draw, n_jobs, predicted, earlier, keys, tuple(live)) for _ in range(count))
+        if draw(st.integers(0, 3)) == 0 and sent + count < MAX_SENDS:
+            # (with keys, a key's burst: as many events as without them; the shared token's bursts are
+            # the other half of the scenarios')
+            if n_keys:
                 burst = _draw_key_burst(draw, predicted, MAX_SENDS - sent - count)
-            elif draw(st.integers(0, 3)) == 0:
+            else:
                 burst = _draw_burst(draw, n_jobs, MAX_SENDS - sent - count)
-        sends += burst
-        count += len(burst)
+            sends += burst
+            count += len(burst)
         revoke_after_sends: tuple[tuple[int, int], ...] = ()
         revoke_in_drain = None
-        # an admin revokes a key while events are in flight: after one of the round's sends (after the
-        # first a key sent through the API, if any: accepted, not applied yet), or racing the worker
-        revocation = draw(st.sampled_from(["none", "none", "sends", "sends", "drain"])) if live else "none"
+        # an admin revokes a key while events are in flight: mostly one that sent some of the round's
+        # events through the API, after the first of them (accepted, not applied yet), or racing the
+        # worker; now and then another (its next events are refused)
+        keyed: list[tuple[int, int]] = []  # (send, key): the round's events a live key sent through the API
+        for i, x in enumerate(sends):
+            key = (keys.owners[x.job] or 0) if keys is not None else -1  # (an admin's job: the first key)
+            if x.channel == "api" and x.cred == "key" and key in live:
+                keyed.append((i, key))
+        choices = ["sends", "drain", "none"] if keyed else ["sends", "none", "none", "none", "none"]
+        revocation = draw(st.sampled_from(choices)) if live else "none"
         if revocation != "none":
-            key = live.pop(draw(st.integers(0, len(live) - 1)))
+            key = live.pop(live.index(keyed[0][1]) if keyed else draw(st.integers(0, len(live) - 1)))
             if revocation == "sends":
-                keyed = [i for i, x in enumerate(sends) if x.channel == "api" and x.cred == "key"]
-                first = keyed[0] + 1 if keyed else min(1, len(sends))
+                first = keyed[0][0] + 1 if keyed else min(1, len(sends))
                 revoke_after_sends = ((draw(st.integers(first, len(sends))), key),)
             else:
                 revoke_in_drain = (draw(st.integers(1, 15)), key)
@@ -1101,12 +1103,11 @@ class Scenario:
         for uuid in self.uuids:
             self.model.drained(uuid)
 
-    def verify_promises(self) -> None:
+    def verify_promises(self, histories: dict[str, list[Any]]) -> None:
         """Every 202 is applied, or ignored (a late callback), exactly once, under the principal that
         sent it; or rejected because a reset or delete applied in between revoked it, which the history
         then shows before it; or because its producer key was revoked before the worker applied it, or
         an event accepted before it was refused for that."""
-        histories = {uuid: self.world.repo.history(uuid, 1000, None).entries for uuid in self.uuids}
         for uuid, accepted in self.accepted:
             entries = histories[uuid]
             mine = [e for e in entries if e.event_id == accepted.event_id]
@@ -1135,8 +1136,10 @@ class Scenario:
 
     # checking ----------------------------------------------------------------------------------------
 
-    def verify(self) -> None:
+    def verify(self) -> dict[str, list[Any]]:
+        """The records and histories equal the model's; returns the histories (for verify_promises)."""
         repo = self.world.repo
+        histories: dict[str, list[Any]] = {}
         for uuid in self.uuids:
             want = self.model.jobs[uuid]
             job = repo.get(uuid)
@@ -1152,7 +1155,7 @@ class Scenario:
                 want.uses,
             )
             assert got_tokens == want_tokens, f"job {uuid}: token hashes and uses differ from the model"
-            entries = repo.history(uuid, 1000, None).entries
+            entries = histories[uuid] = repo.history(uuid, 1000, None).entries
             ids = [e.event_id for e in entries]
             assert len(ids) == len(set(ids)), f"job {uuid}: an event id recorded twice: {ids}"
             got = {
@@ -1183,6 +1186,7 @@ class Scenario:
             assert len(self.world.versions(prefix)) == want.objects, f"job {uuid}: archive differs"
         for stranger in self.strangers:  # nothing is recorded for a job that does not exist
             assert repo.get(stranger) is None and not repo.history(stranger, 10, None).entries
+        return histories
 
     def verify_queues_empty(self) -> None:
         if self.mode != "queue":
@@ -1217,8 +1221,7 @@ class Scenario:
             self.apply_to_model(queued)
             self.learn_callbacks()
         # (the history's from/to chain pins every intermediate record, so one check at the end suffices)
-        self.verify()
-        self.verify_promises()
+        self.verify_promises(self.verify())
         self.verify_queues_empty()
 
 
