@@ -468,6 +468,7 @@ class Sentinel:
     state: str
     before: dict[str, Any] = field(default_factory=dict)
     history_before: list[dict[str, Any]] = field(default_factory=list)
+    rotated: bool = False  # a POST /jobs/{uuid}/token was answered 2xx: its credentials changed
 
 
 # Events that walk a new job to each state (applied one by one, each waited for).
