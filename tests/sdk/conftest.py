@@ -38,10 +38,14 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
-@pytest.fixture
-def fake_client(fake_api: FakeApi, fake_time: FakeTime) -> Client:
-    """An admin client of the fake API whose retries and polls take no real time."""
-    client = Client(fake_api.url, token=ADMIN, retries=3)
+def on_fake_time(client: Client, fake_time: FakeTime) -> Client:
+    """`client` with its retries and polls taking no real time (they advance `fake_time`)."""
     client._sleep = fake_time.sleep
     client._monotonic = fake_time.monotonic
     return client
+
+
+@pytest.fixture
+def fake_client(fake_api: FakeApi, fake_time: FakeTime) -> Client:
+    """An admin client of the fake API whose retries and polls take no real time."""
+    return on_fake_time(Client(fake_api.url, token=ADMIN, retries=3), fake_time)

@@ -10,7 +10,7 @@ import pytest
 
 from jobcore.tokens import admin_token
 from pipelinejobs import Client, Forbidden, JobExists, ProducerKey, ServiceUnavailable
-from tests.sdk.conftest import ADMIN, FakeTime
+from tests.sdk.conftest import ADMIN, FakeTime, on_fake_time
 from tests.sdk.fake_api import FakeApi
 
 UUID = "0b6f3c3e-1f0a-5a7e-9c56-2f1e4b7a9d10"
@@ -32,10 +32,7 @@ RECORD = {
 
 @pytest.fixture
 def key_client(fake_api: FakeApi, fake_time: FakeTime) -> Client:
-    client = Client(fake_api.url, api_key=KEY, retries=1)
-    client._sleep = fake_time.sleep
-    client._monotonic = fake_time.monotonic
-    return client
+    return on_fake_time(Client(fake_api.url, api_key=KEY, retries=1), fake_time)
 
 
 @pytest.fixture
