@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +36,38 @@ def _run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def sdk_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     built = _run(_uv(), "build", "--wheel", "--out-dir", str(out), str(ROOT))
     assert built.returncode == 0, built.stderr
-    (wheel,) = out.glob("pipelinejobs-*.whl")
-    venv = out / "venv"
+    (built_wheel,) = out.glob("pipelinejobs-*.whl")
+    return built_wheel
+
+
+@pytest.fixture(scope="module")
+def sdk_venv(wheel: Path) -> Path:
+    venv = wheel.parent / "venv"
     made = _run(_uv(), "venv", "--quiet", "--python", sys.executable, str(venv))
     assert made.returncode == 0, made.stderr
     installed = _run(_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel))
     assert installed.returncode == 0, installed.stderr
     return venv
+
+
+def test_the_wheel_holds_every_module_of_the_sdk_cli_local_stack_and_core(wheel: Path):
+    # given: every module in the source tree (a package left out of pyproject's list would be missing)
+    sources = {
+        f"pipelinejobs/{path.relative_to(ROOT / 'pipelinejobs')}"
+        for path in (ROOT / "pipelinejobs").rglob("*.py")
+    }
+    core = ROOT / "layers" / "core" / "jobcore"
+    sources |= {f"jobcore/{path.relative_to(core)}" for path in core.rglob("*.py")}
+    # when
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {name for name in archive.namelist() if name.endswith(".py")}
+    # then
+    assert "pipelinejobs/cli/__init__.py" in sources
+    assert sorted(sources - packed) == []
 
 
 def test_the_wheel_installs_the_sdk_and_nothing_else(sdk_venv: Path):
