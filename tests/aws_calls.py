@@ -37,6 +37,7 @@ FUNCTIONS = {
     "api": "ApiFunction",
     "notifier": "NotifierFunction",
     "admin_key": "AdminKeyFunction",
+    "sweeper": "SweeperFunction",
 }
 WORKER_OUTPUT_KEY = "pipelinejobs_aws_calls"
 

@@ -173,6 +173,15 @@ class JobView(BaseModel):
     updated_at: str
     state_entered_at: str
     owner: str = Field("admin", description="who created it: a producer key's id, or admin")
+    heartbeat_seconds: int | None = Field(
+        None, description="longest silence allowed while RUNNING, INDEXING or VALIDATING (SPEC 3a)"
+    )
+    timeout_seconds: int | None = Field(None, description="longest time from run to finish or fail")
+    heartbeat_due: str | None = Field(None, description="when the heartbeat runs out, while it runs")
+    timeout_due: str | None = Field(None, description="when the timeout runs out, while RUNNING")
+    deadline_missed: Literal["heartbeat", "timeout"] | None = Field(
+        None, description="the deadline whose miss failed the job (while it is FAILED by it)"
+    )
     queued_events: int = Field(0, description="events accepted and not applied yet")
     allowed_events: list[str] = Field(
         description="events the caller's credential may send now: from the state the job will be in once "

@@ -97,6 +97,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     body, malformed = _body(record)
     result = service.handle_message(body, fallback_event_id=fallback, deadline=deadline, malformed=malformed)
     metrics.add_metric(name=_METRIC_NAMES.get(result.status, "EventsApplied"), unit=MetricUnit.Count, value=1)
+    if result.timed_out:
+        # a job failed by the system for a missed deadline (SPEC section 3a); the template alarms on it
+        metrics.add_metric(name="JobsTimedOut", unit=MetricUnit.Count, value=1)
     logger.info(
         f"{result.name or 'message'} {result.status}",
         uuid=result.uuid,

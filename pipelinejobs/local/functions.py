@@ -45,12 +45,15 @@ __all__ = [
     "HttpRoute",
     "LambdaContext",
     "LocalFunctionError",
+    "Schedule",
     "apply_environment",
     "event_source_mappings",
     "http_api_functions",
     "isolate_powertools_routers",
     "read_functions",
     "restore_environment",
+    "scheduled_event",
+    "schedules",
 ]
 
 DEFAULT_REGION = "us-east-1"
@@ -291,6 +294,66 @@ def event_source_mappings(template: Mapping[str, Any]) -> list[EventSourceMappin
                         EventSourceMapping(logical_id, source[0], source[1], dict(event_properties))
                     )
     return mappings
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A function invoked on a schedule (a SAM `Schedule` / `ScheduleV2` event): every `seconds`."""
+
+    function_id: str
+    seconds: float
+    expression: str
+
+
+_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def schedules(template: Mapping[str, Any]) -> list[Schedule]:
+    """Scheduled functions, their `rate(...)` expression resolved (a `Ref` to a parameter takes its
+    default). Raises LocalFunctionError for an expression the local stack cannot run (a cron one)."""
+    resources = template.get("Resources") or {}
+    parameters = template.get("Parameters") or {}
+    found = []
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
+            if event.get("Type") not in ("Schedule", "ScheduleV2"):
+                continue
+            event_properties = event.get("Properties") or {}
+            expression = event_properties.get("Schedule") or event_properties.get("ScheduleExpression")
+            target = _target(expression)
+            if target is not None and not target[1] and target[0] in parameters:
+                expression = (parameters[target[0]] or {}).get("Default")
+            match = _RATE.fullmatch(str(expression).strip())
+            if match is None:
+                raise LocalFunctionError(
+                    f"{logical_id}: the local stack runs `rate(N minutes|hours|days)` schedules only, "
+                    f"not {expression!r}"
+                )
+            if not _truthy(event_properties.get("Enabled", True)):
+                continue
+            seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+            found.append(Schedule(logical_id, float(seconds), str(expression)))
+    return found
+
+
+def scheduled_event(
+    rule: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT
+) -> dict[str, Any]:
+    """The event EventBridge hands a function on its schedule."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{rule}"],
+        "detail": {},
+    }
 
 
 def _truthy(value: Any) -> bool:

@@ -57,11 +57,15 @@ from pipelinejobs.local.functions import (
     FunctionInstance,
     FunctionPool,
     FunctionSpec,
+    LocalFunctionError,
+    Schedule,
     apply_environment,
     environment_lock,
     event_source_mappings,
     read_functions,
     restore_environment,
+    scheduled_event,
+    schedules,
 )
 from pipelinejobs.local.http_bridge import HttpBridge
 from pipelinejobs.local.resources import (
@@ -214,14 +218,18 @@ class LocalStack:
         stack_name: str | None = None,
         log: EventLog | None = None,
         worker_concurrency: int = 1,
+        schedule_seconds: float | None = None,
     ) -> None:
         """port / aws_port: 0 (or None for aws_port) picks a free port. admin_key: stored in SSM and used
         (generated when None). overrides: per logical id, template properties to change, e.g.
         `{"EventsQueue": {"VisibilityTimeout": 2}}`. quiet: print nothing. log: where event lines go
         (default: the terminal, unless quiet). aws / stack_name: see the module doc. worker_concurrency:
         batches the worker works on at once (Lambda works several message groups of a FIFO queue at
-        once; each group stays in order)."""
+        once; each group stays in order). schedule_seconds: run the template's scheduled functions (the
+        deadline sweeper) this often instead of at their `rate(...)` (tests); 0: never on their own
+        (`run_schedules()` runs them)."""
         self.worker_concurrency = max(1, int(worker_concurrency))
+        self.schedule_seconds = schedule_seconds
         self.port = port
         self.aws_port = aws_port or 0
         self._given_admin_key = admin_key
@@ -240,6 +248,11 @@ class LocalStack:
         self.worker: FunctionPool | None = None
         self.api: FunctionPool | None = None
         self.notifier: FunctionPool | None = None
+        # The scheduled functions (the deadline sweeper), by logical id, and their schedules.
+        self.scheduled: dict[str, FunctionPool] = {}
+        self._schedules: list[Schedule] = []
+        self._scheduler: threading.Thread | None = None
+        self._scheduler_stop = threading.Event()
         # What the functions did, newest last (for tests and the demo): worker results, notifications.
         self.results: collections.deque[Any] = collections.deque(maxlen=10_000)
         self.notifications: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
@@ -359,8 +372,14 @@ class LocalStack:
             raise LocalStackError(f"no function of {self.template_path.name} has HttpApi routes")
         worker_spec = specs[worker_mapping.function_id]
         notifier_spec = specs.get(stream_mapping.function_id) if stream_mapping else None
+        try:
+            self._schedules = [s for s in schedules(template) if s.function_id in specs]
+        except LocalFunctionError as error:
+            raise LocalStackError(str(error)) from None
 
-        self._load_functions(worker_spec, api_spec, notifier_spec)
+        self._load_functions(
+            worker_spec, api_spec, notifier_spec, [specs[s.function_id] for s in self._schedules]
+        )
         assert self.worker is not None and self.api is not None
 
         sqs = self.client("sqs")
@@ -392,11 +411,58 @@ class LocalStack:
                 log=self.log,
             ).start()
 
+        if self._schedules and self.schedule_seconds != 0:
+            self._scheduler = threading.Thread(target=self._run_scheduler, name="schedules", daemon=True)
+            self._scheduler.start()
+
         assert self._bridge is not None
         self._bridge.function = self.api
         self._bridge.start()
         self.api_url = self._bridge.url
         self.port = self._bridge.port
+
+    # -- schedules (EventBridge's part: the deadline sweeper) ---------------------------------------
+
+    def _run_scheduler(self) -> None:
+        """Invoke each scheduled function at its rate (or every `schedule_seconds`), as EventBridge
+        does: the first time one period after the start, then every period, never two at once."""
+        due = {s.function_id: time.monotonic() + self._period(s) for s in self._schedules}
+        while not self._scheduler_stop.is_set():
+            now = time.monotonic()
+            for schedule in self._schedules:
+                if due[schedule.function_id] <= now:
+                    self._invoke_scheduled(schedule)
+                    due[schedule.function_id] = time.monotonic() + self._period(schedule)
+            self._scheduler_stop.wait(max(0.01, min(due.values()) - time.monotonic()))
+
+    def _period(self, schedule: Schedule) -> float:
+        return self.schedule_seconds if self.schedule_seconds else schedule.seconds
+
+    def _invoke_scheduled(self, schedule: Schedule) -> Any:
+        pool = self.scheduled[schedule.function_id]
+        invocation = pool.invoke(scheduled_event(f"{self.stack_name}-{schedule.function_id}"))
+        stamp = time.strftime("%H:%M:%S")
+        if invocation.error is not None:
+            error = invocation.error
+            self.log(
+                f"{stamp} {'retry':<9} {schedule.function_id} failed: {type(error).__name__}: {error}",
+                "retry",
+            )
+        elif isinstance(invocation.response, Mapping) and invocation.response.get("overdue"):
+            self.log(
+                f"{stamp} {'deadline':<9} {invocation.response['overdue']} overdue jobs sent to be failed "
+                f"(heartbeat {invocation.response.get('heartbeat', 0)}, "
+                f"timeout {invocation.response.get('timeout', 0)})",
+                "retry",
+            )
+        return invocation.response
+
+    def run_schedules(self) -> dict[str, Any]:
+        """Run every scheduled function once, now (the deadline sweeper: what it queued); for tests and
+        for an operator who does not want to wait for the next minute. Not against AWS."""
+        if not self.scheduled:
+            raise LocalStackError("no scheduled function runs here (only on the emulated stack)")
+        return {s.function_id: self._invoke_scheduled(s) for s in self._schedules}
 
     def _source_ids(self, template: Mapping[str, Any]) -> tuple[str, str]:
         """Logical ids of the events queue and the jobs table: what QUEUE_URL and TABLE_NAME name."""
@@ -430,9 +496,15 @@ class LocalStack:
         return variables
 
     def _load_functions(
-        self, worker_spec: FunctionSpec | None, api_spec: FunctionSpec, notifier_spec: FunctionSpec | None
+        self,
+        worker_spec: FunctionSpec | None,
+        api_spec: FunctionSpec,
+        notifier_spec: FunctionSpec | None,
+        scheduled_specs: list[FunctionSpec] | None = None,
     ) -> None:
+        scheduled_specs = scheduled_specs or []
         specs = [spec for spec in (worker_spec, api_spec, notifier_spec) if spec is not None]
+        specs += scheduled_specs
         environment = self._function_environment(specs)
         assert self.stack_name is not None
         with environment_lock():
@@ -466,6 +538,10 @@ class LocalStack:
                 observe_record_handler(notifier.module, self._on_notification, self._on_notifier_error)
                 self.notifier = FunctionPool(
                     notifier_spec, stack_name=self.stack_name, size=1, first=notifier
+                )
+            for spec in scheduled_specs:
+                self.scheduled[spec.logical_id] = FunctionPool(
+                    spec, stack_name=self.stack_name, size=1, first=first(spec)
                 )
 
     # -- what the functions did ---------------------------------------------------------------------
@@ -716,6 +792,10 @@ class LocalStack:
         if self._bridge is not None:
             self._bridge.stop()
             self._bridge = None
+        if self._scheduler is not None:
+            self._scheduler_stop.set()
+            self._scheduler.join(timeout=65)
+            self._scheduler = None
         if self._sqs_source is not None:
             resources: StackResources | None = getattr(self, "resources", None)
             self._sqs_source.stop(timeout=(resources.worker_timeout if resources else 60) + 5)
@@ -727,9 +807,10 @@ class LocalStack:
             with contextlib.suppress(Exception):
                 self._moto.stop()
             self._moto = None
-        for pool in (self.api, self.worker, self.notifier):
+        for pool in (self.api, self.worker, self.notifier, *self.scheduled.values()):
             if pool is not None:
                 pool.unload()
+        self.scheduled = {}
         if self._saved_environment is not None:
             restore_environment(self._saved_environment)
             self._saved_environment = None

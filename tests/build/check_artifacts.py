@@ -34,6 +34,7 @@ HANDLERS = {
     "ApiFunction": "api_handler",
     "NotifierFunction": "notifier_handler",
     "AdminKeyFunction": "admin_key_handler",
+    "SweeperFunction": "sweeper_handler",
 }
 # The environment the template gives the functions, with placeholder values: importing a handler
 # must not need AWS itself (clients are made, not called).

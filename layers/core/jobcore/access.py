@@ -344,9 +344,28 @@ class ApiService:
         row = transition(name)
         result = self.repo.accept(self._acceptance(uuid, kind, token or "", name, row.sources, now))
         if not result.accepted:
-            raise self._refused(result.job, kind, token or "", name, row.sources)
+            error = self._refused(result.job, kind, token or "", name, row.sources)
+            if isinstance(error, EventNotAllowed) and _failed_by_deadline(result.job):
+                self._record_late(uuid, kind, token or "", name, data, now)
+                raise EventNotAllowed(
+                    f"{error.message}: the system failed it when its {result.job.deadline_missed} "  # type: ignore[union-attr]
+                    "deadline passed; this event is recorded in its history as ignored, not applied",
+                    state=str(State.FAILED),
+                    event=name,
+                ) from None
+            raise error
         assert result.job is not None
         return self._queue(result.job, kind, token or "", name, data, self.keyring().event_id(uuid), now)
+
+    def _record_late(
+        self, uuid: str, kind: Actor, token: str, name: str, data: dict[str, Any], now: float
+    ) -> None:
+        """An event refused because the system failed the job for a missed deadline (a `finish` that came
+        too late, say): queued to be recorded as ignored in its place, so that what it reported (its
+        data: the outputs, a status) is kept in the history, not lost with the 409."""
+        result = self.repo.accept(self._acceptance(uuid, kind, token, name, None, now))
+        if result.accepted and result.job is not None:
+            self._queue(result.job, kind, token, name, data, self.keyring().event_id(uuid), now, ignore=True)
 
     def _acceptance(
         self,
@@ -770,6 +789,11 @@ class ApiService:
         size = data_size(data)
         if size > self.max_data_bytes:
             raise PayloadTooLarge(f"data is {size} bytes serialized; the limit is {self.max_data_bytes}")
+
+
+def _failed_by_deadline(job: Job | None) -> bool:
+    """The job is FAILED by the system for a missed deadline, and nothing queued will move it."""
+    return job is not None and job.deadline_missed is not None and job.projected_state == str(State.FAILED)
 
 
 def _credential_name(kind: Actor) -> str:

@@ -7,6 +7,7 @@
 | `event_id(uuid)` / `keyed_event_id(...)` / `issued(uuid, event_id)` | event ids the API can recognise as its own without storing them: an id it never issued is a 404 |
 | `mark(...)` / `marked(...)` | the API's acceptance of an event, carried in its queue message: the worker applies a marked event without re-checking the credential (SPEC section 3, "a 202 is a promise") |
 | `erase_signature(...)` | an internal erasure step, which no producer can forge |
+| `deadline_signature(...)` | the sweeper's `fail` of a job that missed a deadline (SPEC section 3a) |
 
 The admin token is the HMAC of a decimal number (the time window); every message here starts with a
 purpose word and a colon, so no derived value can equal an admin token or another purpose's value.
@@ -123,3 +124,12 @@ class Keyring:
 
     def erase_signed(self, uuid: str, purpose: str, event_id: str, generation: int, signature: str) -> bool:
         return hmac.compare_digest(self.erase_signature(uuid, purpose, event_id, generation), signature)
+
+    def deadline_signature(self, uuid: str, reason: str, deadline: int, state: str, generation: int) -> str:
+        return self._mac("deadline", uuid, reason, str(deadline), state, str(generation)).hex()
+
+    def deadline_signed(
+        self, uuid: str, reason: str, deadline: int, state: str, generation: int, signature: str
+    ) -> bool:
+        expected = self.deadline_signature(uuid, reason, deadline, state, generation)
+        return hmac.compare_digest(expected, signature)

@@ -37,6 +37,10 @@ _PLAIN_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/=+@-]+$")]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# A deadline (SPEC section 3a): whole seconds, at least one, at most a leap year; never a bool, a
+# float or a string of digits (strict), so that `true`, `1.5` and `"60"` are refused, not coerced.
+MAX_DEADLINE_SECONDS: Final = 366 * 24 * 3600
+DeadlineSeconds = Annotated[int, Field(strict=True, ge=1, le=MAX_DEADLINE_SECONDS)]
 
 
 class _Strict(BaseModel):
@@ -55,6 +59,10 @@ class JobSpec(_Strict):
     agent: ShortText | None = None
     task: ShortText | None = None
     archive_path: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    # Deadlines (SPEC section 3a). Left out: the pipeline's default applies (Settings.deadlines);
+    # null: none, whatever the default.
+    heartbeat_seconds: DeadlineSeconds | None = None
+    timeout_seconds: DeadlineSeconds | None = None
 
     @field_validator("child_of")
     @classmethod
@@ -218,6 +226,32 @@ class QueueMessage(BaseModel):
     mark: Annotated[str, StringConstraints(max_length=64)] | None = None
     # how often the worker sent it back to wait for the event before it (not marked)
     waits: Annotated[int, Field(ge=0, le=1000)] = 0
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        if not is_uuid(value):
+            raise ValueError("uuid must be a UUID")
+        return value.lower()
+
+
+class DeadlineMessage(BaseModel):
+    """The system's `fail` of a job that missed a deadline (SPEC section 3a), sent by the sweeper.
+
+    It names the deadline it enforces (`reason`, and `deadline` in epoch milliseconds as the job item
+    holds it) and the state and generation the sweeper saw; the worker's write is conditioned on all
+    of them, so an event applied meanwhile (which moves or clears the deadline) wins. Signed with the
+    admin key so that no producer can forge one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    internal: Literal["deadline"]
+    uuid: str
+    reason: Literal["heartbeat", "timeout"]
+    deadline: Annotated[int, Field(strict=True, ge=0)]
+    state: str
+    generation: Annotated[int, Field(strict=True, ge=1)]
+    signature: Annotated[str, StringConstraints(max_length=64)]
 
     @field_validator("uuid")
     @classmethod

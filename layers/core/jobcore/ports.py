@@ -18,6 +18,7 @@ from jobcore.records import (
     Job,
     JobFilter,
     JobPage,
+    Overdue,
     ProducerKey,
 )
 from jobcore.tokens import TokenState
@@ -64,6 +65,11 @@ class JobRepository(Protocol):
     def history(self, uuid: str, limit: int, cursor: str | None) -> HistoryPage: ...
 
     def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage: ...
+
+    def overdue(self, now_ms: int, limit: int) -> list[Overdue]:
+        """Jobs whose heartbeat or timeout was due before `now_ms`, from the deadline indexes (never a
+        scan), at most `limit`, the longest overdue first within each index shard."""
+        ...
 
     def replace_tokens(
         self, uuid: str, expected_hash: str | None, tokens: TokenState, callback_nonce: str | None = None

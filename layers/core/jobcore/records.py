@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from jobcore.clock import iso
 from jobcore.states import Actor, State, allowed_events
 from jobcore.tokens import TokenState
 
@@ -24,6 +25,19 @@ STATE_TIME_FIELDS: Final = {
     State.RESET: "reset_at",
     State.CANCELED: "canceled_at",
 }
+
+
+# Deadlines (SPEC section 3a): the states in which each one runs. The heartbeat restarts with every
+# event applied in them; the timeout starts when the job enters RUNNING (a `run` while RUNNING keeps
+# it). Leaving them clears the deadline, in the same write.
+HEARTBEAT: Final = "heartbeat"
+TIMEOUT: Final = "timeout"
+DEADLINE_STATES: Final = {
+    HEARTBEAT: frozenset({State.RUNNING, State.INDEXING, State.VALIDATING}),
+    TIMEOUT: frozenset({State.RUNNING}),
+}
+# Who fails a job that missed one, as its history entry names it.
+SYSTEM: Final = "system"
 
 
 # The projected state of a job whose `delete` the API accepted and the worker has not applied yet.
@@ -72,6 +86,13 @@ class Job:
     callback_nonce: str | None = None
     # The producer key that created the job (its id); None: an admin did (SPEC section 2, `owner`).
     owner_key: str | None = None
+    # Deadlines (SPEC section 3a): the durations set at creation, when each is due next (epoch
+    # milliseconds; None: not running), and which one the job missed (while it is FAILED by it).
+    heartbeat_seconds: int | None = None
+    timeout_seconds: int | None = None
+    heartbeat_due: int | None = None
+    timeout_due: int | None = None
+    deadline_missed: str | None = None
 
     @property
     def owner(self) -> str:
@@ -117,6 +138,11 @@ class Job:
             "owner": self.owner,
         }
         body.update(self.state_times)
+        body["heartbeat_seconds"] = self.heartbeat_seconds
+        body["timeout_seconds"] = self.timeout_seconds
+        body["heartbeat_due"] = _due(self.heartbeat_due)
+        body["timeout_due"] = _due(self.timeout_due)
+        body["deadline_missed"] = self.deadline_missed
         body["queued_events"] = self.queued_events
         body["allowed_events"] = (
             allowed_events(State(self.projected_state)) if self.projected_state in State.__members__ else []
@@ -126,6 +152,10 @@ class Job:
         if callback_url is not None:
             body["callback_url"] = callback_url
         return body
+
+
+def _due(epoch_ms: int | None) -> str | None:
+    return None if epoch_ms is None else iso(epoch_ms / 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +322,20 @@ class ApplyCommand:
     # A producer key's event: applied only while the key is not revoked (a ConditionCheck of its item,
     # in the same transaction), and, unless `authorized`, only on the key's own jobs.
     key_id: str | None = None
+    # The system's fail of a job that missed a deadline: (which, when it was due in epoch ms); applied
+    # only while that deadline is still the job's (an event applied meanwhile moves or clears it).
+    deadline: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """A job whose deadline has passed, as the sweeper finds it in the deadline index."""
+
+    uuid: str
+    reason: str  # HEARTBEAT or TIMEOUT
+    deadline: int  # epoch ms
+    state: str
+    generation: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ from jobcore.errors import (
 from jobcore.ids import is_uuid, job_uuid
 from jobcore.keyring import Keyring, acceptance_fields, new_nonce
 from jobcore.models import (
+    DeadlineMessage,
     EraseMessage,
     JobSpec,
     QueueMessage,
@@ -65,6 +66,8 @@ from jobcore.models import (
 )
 from jobcore.ports import AdminKeys, ArchiveStore, EventQueue, JobRepository
 from jobcore.records import (
+    DEADLINE_STATES,
+    SYSTEM,
     ApplyCommand,
     Conflict,
     Effect,
@@ -72,6 +75,7 @@ from jobcore.records import (
     InOrderRecord,
     Job,
     Outcome,
+    Overdue,
 )
 from jobcore.settings import Settings
 from jobcore.states import ERASED, Actor, State, is_plain_name, parse_principal, principal, transition
@@ -98,6 +102,8 @@ REQUEUED: Final = "requeued"
 # Pauses before an accepted event goes back to wait for the one before it: 50 ms, doubling, at most 1 s.
 _FIRST_PAUSE: Final = 0.05
 _LONGEST_PAUSE: Final = 1.0
+# Overdue jobs one sweep sends at most (the next sweep, a minute later, takes the rest).
+SWEEP_LIMIT: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,8 @@ class Result:
     reason: str | None = None
     from_state: State | None = None
     to_state: State | None = None
+    # the system failed the job for a missed deadline (metric JobsTimedOut)
+    timed_out: bool = False
 
     @property
     def applied(self) -> bool:
@@ -192,6 +200,7 @@ class JobService:
         stamp = iso(now)
         token, nonce = new_job_token(), new_nonce()
         callback_token = self.keyring().callback_token(uuid, nonce)
+        deadlines = self._deadlines(spec)
         job = Job(
             uuid=uuid,
             pipeline_uuid=spec.pipeline_uuid,
@@ -210,6 +219,8 @@ class JobService:
             task=spec.task,
             callback_nonce=nonce,
             owner_key=owner_key,
+            heartbeat_seconds=deadlines.get("heartbeat_seconds"),
+            timeout_seconds=deadlines.get("timeout_seconds"),
         )
         tombstone = self.repo.create(job, spec.data)
         if tombstone is not None:
@@ -225,6 +236,15 @@ class JobService:
             )
             self.repo.create(job, spec.data, replaces=tombstone)
         return CreatedJob(job, spec.data, token, callback_token)
+
+    def _deadlines(self, spec: JobSpec) -> dict[str, int | None]:
+        """The job's deadlines: its own (a null is "none"), else its pipeline's default (SPEC 3a)."""
+        defaults = self.settings.default_deadlines(spec.pipeline_uuid)
+        given = spec.model_fields_set
+        return {
+            name: getattr(spec, name) if name in given else defaults.get(name)
+            for name in ("heartbeat_seconds", "timeout_seconds")
+        }
 
     def _archive_path(self, spec: JobSpec, uuid: str, incarnation: int) -> str:
         s = self.settings
@@ -260,6 +280,8 @@ class JobService:
             return self._reject_malformed(body, fallback_event_id, f"malformed message: {malformed}")
         if isinstance(body, dict) and body.get("internal") == "erase":
             return self._erase_step(body, fallback_event_id, deadline or (lambda: False))
+        if isinstance(body, dict) and body.get("internal") == "deadline":
+            return self._deadline_fail(body, fallback_event_id)
         try:
             message = QueueMessage.model_validate(body)
         except ValidationError as error:
@@ -358,7 +380,7 @@ class JobService:
                 # a callback the job's state had left when it was accepted: recorded, in its place
                 entry = HistoryEntry(
                     a.event_id, name, _trim(data), iso(now), Outcome.IGNORED, a.state, a.state,
-                    a.generation, a.principal, f"cannot {name} a job in {a.state} (a late callback)",
+                    a.generation, a.principal, f"cannot {name} a job in {a.state} ({_late_what(a.by)})",
                 )  # fmt: skip
                 conflict = self.repo.record_in_order(InOrderRecord(uuid, entry, seq, after, now))
                 if conflict is None:
@@ -497,7 +519,7 @@ class JobService:
                 job, a.event_id, a.event.name, data, a.principal, reason, ignored=False
             )
         if a.message.ignore:
-            reason = f"cannot {a.event.name} a job in {job.state} (a late callback)"
+            reason = f"cannot {a.event.name} a job in {job.state} ({_late_what(a.by)})"
             return self._record_refusal(
                 job, a.event_id, a.event.name, data, a.principal, reason, ignored=True
             )
@@ -699,9 +721,112 @@ class JobService:
     def _reject_erase(self, uuid: Any, event_id: str, reason: str) -> Result:
         """A forged or garbled erasure step, recorded (when its job exists) under the message's own id:
         the event id in its body names the reset it claims to continue, whose entry it must not take."""
+        return self._reject_internal(uuid, "erase", event_id, reason)
+
+    def _reject_internal(self, uuid: Any, name: str, event_id: str, reason: str) -> Result:
+        """A forged or garbled internal message (an erasure step, a deadline's fail), recorded when its
+        job exists under the message's own id, never under the id of what it claims to be."""
         if not isinstance(uuid, str) or not is_uuid(uuid):
-            return Result("unrecorded", None, "erase", event_id, reason)
-        return self._reject(uuid.lower(), event_id, "erase", {}, reason, None)
+            return Result("unrecorded", None, name, event_id, reason)
+        return self._reject(uuid.lower(), event_id, name, {}, reason, None)
+
+    # -- deadlines (SPEC section 3a) -----------------------------------------------------------------
+
+    def sweep(self, limit: int = SWEEP_LIMIT) -> list[Overdue]:
+        """Queue the system's `fail` of every job whose deadline has passed (the sweeper, once a minute).
+
+        The jobs come from the sparse deadline indexes (never a scan). Each message names the deadline
+        it enforces and is signed; its deduplication id is the deadline and the minute, so a sweep
+        repeated within SQS's five-minute window adds nothing, and a job still overdue later (its
+        fail refused because accepted events were still queued) is sent again."""
+        if self.queue is None:
+            raise TransientError("no queue to send the deadlines' fail events on")
+        now = self.clock.now()
+        overdue = self.repo.overdue(int(now * 1000), limit)
+        keyring = self.keyring()
+        minute = int(now // 60)
+        for job in overdue:
+            body = DeadlineMessage.model_validate(
+                {
+                    "internal": "deadline",
+                    "uuid": job.uuid,
+                    "reason": job.reason,
+                    "deadline": job.deadline,
+                    "state": job.state,
+                    "generation": job.generation,
+                    "signature": keyring.deadline_signature(
+                        job.uuid, job.reason, job.deadline, job.state, job.generation
+                    ),
+                }
+            ).model_dump()
+            dedup = f"{_deadline_event_id(job.reason, job.deadline)}:{minute}"
+            self.queue.send(body, group_id=job.uuid, dedup_id=dedup)
+        return overdue
+
+    def _deadline_fail(self, body: dict[str, Any], fallback_event_id: str) -> Result:
+        """The system's `fail` of a job that missed a deadline, through the same guarded write as any
+        event: applied only if the job is still in the state and generation the sweeper saw, with the
+        same deadline pending (an event applied meanwhile moved or cleared it: that event won), and
+        the deadline has passed by this clock too. It is a state change outside the API's order, so it
+        waits while accepted events are queued (they may restart the heartbeat or end the job), unless
+        the deadline passed more than `order_wait_seconds` ago: then what is still queued is lost."""
+        try:
+            message = DeadlineMessage.model_validate(body)
+        except ValidationError as error:
+            return self._reject_internal(
+                body.get("uuid"), "fail", fallback_event_id, f"malformed deadline message: {describe(error)}"
+            )
+        m = message
+        if not self.keyring().deadline_signed(
+            m.uuid, m.reason, m.deadline, m.state, m.generation, m.signature
+        ):
+            return self._reject_internal(
+                m.uuid, "fail", fallback_event_id, "the deadline message's signature is not valid"
+            )
+        event_id = _deadline_event_id(m.reason, m.deadline)
+        now = self.clock.now()
+        if m.state not in State.__members__ or State(m.state) not in DEADLINE_STATES[m.reason]:
+            return Result("duplicate", m.uuid, "fail", event_id, "no such deadline in that state")
+        if m.deadline >= int(now * 1000):
+            # this clock is behind the sweeper's: not due yet here (the next sweep sends it again)
+            return Result("duplicate", m.uuid, "fail", event_id, "deadline not passed by this clock")
+        state = State(m.state)
+        data = {"reason": m.reason, "deadline": iso(m.deadline / 1000)}
+        command = ApplyCommand(
+            uuid=m.uuid,
+            event_id=event_id,
+            name="fail",
+            data=data,
+            by=Actor.ADMIN,
+            token_hash=None,
+            expected_state=state,
+            expected_generation=m.generation,
+            to_state=State.FAILED,
+            effect=Effect.NONE,
+            now=now,
+            authorized=True,
+            outside_order=True,
+            overtakes=now - m.deadline / 1000 >= self.settings.order_wait_seconds,
+            deadline=(m.reason, m.deadline),
+        )
+        entry = HistoryEntry(
+            event_id, "fail", data, iso(now), Outcome.APPLIED, state, State.FAILED, m.generation, SYSTEM
+        )
+        conflict = self.repo.apply(command, entry)
+        if conflict is None:
+            self._remember(m.uuid, State.FAILED, m.generation)
+            logger.info("job %s failed by the system: its %s deadline passed", m.uuid, m.reason)
+            return Result(Outcome.APPLIED, m.uuid, "fail", event_id, m.reason, state, State.FAILED, True)
+        if conflict.duplicate:
+            return Result("duplicate", m.uuid, "fail", event_id, "already processed")
+        job = conflict.job
+        if job is not None and not job.deleted and job.state is state and job.queued_events:
+            # each may restart the heartbeat or end the job; if not, the next sweep sends this again
+            reason = f"waits for {job.queued_events} accepted events still queued"
+            return Result("duplicate", m.uuid, "fail", event_id, reason)
+        return Result(
+            "duplicate", m.uuid, "fail", event_id, "superseded: the job moved on before its deadline"
+        )
 
     # -- follow-ups: archive erasure -----------------------------------------------------------------
 
@@ -852,6 +977,17 @@ def _waits_for_accepted(conflict: Conflict, reset_event_id: str, generation: int
         and job.last_event_id == reset_event_id
         and job.queued_events > 0
     )
+
+
+def _late_what(by: Actor) -> str:
+    """Why an accepted event is only recorded: a callback the job's state had left, or an event the
+    job's own credential sent after the system failed it for a missed deadline (jobcore.access)."""
+    return "a late callback" if by is Actor.CALLBACK else "late: the system failed the job at its deadline"
+
+
+def _deadline_event_id(reason: str, deadline_ms: int) -> str:
+    """The one event id of the system's fail for one deadline: a repeated sweep makes no second one."""
+    return f"{reason}-{deadline_ms}"
 
 
 def _trim(data: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@
 | `MAX_DATA_BYTES` | api, worker | `65536` | limit of a job's or an event's serialized `data` |
 | `ERASE_BATCH_SECONDS` | worker | `20` | time one erasure step may take before it hands over to the next message |
 | `ORDER_WAIT_SECONDS` | worker | `60` | how long an accepted event that arrives before the one accepted ahead of it waits for it (then that one is given up as lost) |
+| `PIPELINE_DEADLINES` | api | (none) | default deadlines per pipeline (SPEC section 3a), JSON: `{"<pipeline_uuid>" or "*": {"heartbeat_seconds": n, "timeout_seconds": n}}`; a pipeline's entry replaces `*`'s; a job's own values (or null) win; set by the template parameter `PipelineDeadlines` |
 | `PUBLIC_API_URL` | api | (from the request) | base URL put into callback URLs, when a proxy hides it |
 | `AWS_ENDPOINT_URL` | all | (AWS) | endpoint of an emulator (moto) instead of AWS; set by the local stack |
 | `POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_METRICS_NAMESPACE` | all | | logging and metrics (Powertools) |
@@ -22,9 +23,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from jobcore.tokens import RotationPolicy
 
@@ -49,6 +53,15 @@ class Settings:
     erase_batch_seconds: float = 20.0
     order_wait_seconds: float = 60.0
     public_api_url: str | None = None
+    # pipeline uuid (or "*": every other) -> its default {"heartbeat_seconds": n, "timeout_seconds": n}
+    deadlines: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def default_deadlines(self, pipeline_uuid: str) -> Mapping[str, int]:
+        """The deadlines a job of this pipeline gets when its creation does not name them: the
+        pipeline's own entry (which replaces `*`'s whole), else `*`'s."""
+        if pipeline_uuid in self.deadlines:
+            return self.deadlines[pipeline_uuid]
+        return self.deadlines.get("*") or {}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,7 +99,41 @@ class Settings:
             erase_batch_seconds=float(integer("ERASE_BATCH_SECONDS", 20)),
             order_wait_seconds=float(integer("ORDER_WAIT_SECONDS", 60)),
             public_api_url=env.get("PUBLIC_API_URL") or None,
+            deadlines=_deadlines(env.get("PIPELINE_DEADLINES") or "", problems),
         )
         if problems:
             raise SettingsError("invalid configuration: " + "; ".join(problems))
         return settings
+
+
+_DEADLINE_FIELDS = ("heartbeat_seconds", "timeout_seconds")
+_MAX_DEADLINE = 366 * 24 * 3600
+
+
+def _deadlines(raw: str, problems: list[str]) -> Mapping[str, Mapping[str, int]]:
+    """PIPELINE_DEADLINES, checked as strictly as a job's own deadlines (jobcore.models)."""
+    if not raw.strip():
+        return MappingProxyType({})
+    what = 'PIPELINE_DEADLINES must be a JSON object {"<pipeline_uuid>" or "*": {"heartbeat_seconds": n, "timeout_seconds": n}}'
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        problems.append(f"{what}; it is not JSON")
+        return MappingProxyType({})
+    if not isinstance(value, dict):
+        problems.append(what)
+        return MappingProxyType({})
+    result: dict[str, Mapping[str, int]] = {}
+    for pipeline, limits in value.items():
+        if not isinstance(limits, dict) or not set(limits) <= set(_DEADLINE_FIELDS):
+            problems.append(f"{what}; the entry of {pipeline!r} is not")
+            continue
+        for name, seconds in limits.items():
+            if seconds is not None and (
+                not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= _MAX_DEADLINE
+            ):
+                problems.append(
+                    f"PIPELINE_DEADLINES: {pipeline}.{name} must be 1 to {_MAX_DEADLINE} seconds or null"
+                )
+        result[pipeline] = MappingProxyType({k: v for k, v in limits.items() if v is not None})
+    return MappingProxyType(result)

@@ -9,7 +9,15 @@
 | producer key | `KEY#<id>` | `KEY` | one per key: its hash (never the key), label, scope, expiry, revocation; found by the id in the key (GetItem, never a scan) |
 
 Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline`, `idx_owner` (sorted by `updated_at`); a
-deleted job drops its `idx_*` attributes and so leaves every listing, while its history stays. Producer
+deleted job drops its `idx_*` attributes and so leaves every listing, while its history stays.
+
+Deadlines (SPEC section 3a) use two more sparse GSIs, `by_heartbeat` (`idx_hb`, `hb_at`) and `by_timeout`
+(`idx_to`, `to_at`), projecting only `state` and `generation`. A job with a deadline carries its duration
+(`hb`, `to`, in ms) and its index shard (`idx_hb`/`idx_to` = `HB#<n>`/`TO#<n>`, from its uuid) from its
+creation; the due time (`hb_at`/`to_at`) exists only while the deadline runs: the worker's apply write
+sets it (`if_not_exists(hb, never) + now`, so the write needs no read of the job) and removes it on
+leaving the deadline's states. The index then holds exactly the running deadlines, and the sweeper
+reads only the overdue end of each shard. Producer
 keys are listed through `by_updated` too, in their own partition (`idx_all = KEY`), which no job listing
 reads.
 
@@ -46,15 +54,18 @@ from pynamodb.exceptions import (
     UpdateError,
 )
 from pynamodb.expressions.condition import Condition
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from jobcore.clock import iso, iso_us
 from jobcore.errors import InvalidRequest, JobExists, TransientError
 from jobcore.records import (
+    DEADLINE_STATES,
     DELETING,
+    HEARTBEAT,
     STATE_TIME_FIELDS,
+    TIMEOUT,
     Acceptance,
     AcceptResult,
     ApplyCommand,
@@ -69,6 +80,7 @@ from jobcore.records import (
     JobPage,
     KeyCheck,
     Outcome,
+    Overdue,
     ProducerKey,
 )
 from jobcore.states import Actor, State
@@ -81,6 +93,11 @@ IDEMPOTENCY_SK_PREFIX: Final = "IDEM#"
 ALL_JOBS: Final = "JOB"
 KEY_SK: Final = "KEY"
 ALL_KEYS: Final = "KEY"
+# Deadline index shards: a heartbeat moves its job's index entry on every event, so the entries are
+# spread over this many partitions (a partition takes ~1,000 writes a second); the sweeper queries each.
+DEADLINE_SHARDS: Final = 8
+# The due time of a deadline the job does not have: never reached, and never indexed (no idx_hb/idx_to).
+_NEVER_MS: Final = 10**15
 
 # Error codes that mean "the machinery is busy", not "the request is wrong".
 _TRANSIENT_CODES: Final = frozenset(
@@ -174,6 +191,21 @@ def bind_models(
         idx_owner = UnicodeAttribute(hash_key=True)
         updated_at = UnicodeAttribute(range_key=True)
 
+    def deadline_meta(name: str) -> type:
+        return type(
+            "Meta", (), {"index_name": name, "projection": IncludeProjection(["state", "generation"])}
+        )
+
+    class ByHeartbeat(GlobalSecondaryIndex[Any]):
+        Meta = deadline_meta("by_heartbeat")
+        idx_hb = UnicodeAttribute(hash_key=True)
+        hb_at = NumberAttribute(range_key=True)
+
+    class ByTimeout(GlobalSecondaryIndex[Any]):
+        Meta = deadline_meta("by_timeout")
+        idx_to = UnicodeAttribute(hash_key=True)
+        to_at = NumberAttribute(range_key=True)
+
     class JobItem(Model):
         Meta = table_meta()  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
@@ -222,10 +254,20 @@ def bind_models(
         callback_nonce = UnicodeAttribute(null=True, attr_name="cb_nonce")
         owner = UnicodeAttribute(null=True, attr_name="own")  # the producer key's id; absent: admin
         idx_owner = UnicodeAttribute(null=True)
+        # deadlines: durations (ms), due times (epoch ms, while running), shards, the one missed
+        hb = NumberAttribute(null=True)
+        to = NumberAttribute(null=True)
+        hb_at = NumberAttribute(null=True)
+        to_at = NumberAttribute(null=True)
+        idx_hb = UnicodeAttribute(null=True)
+        idx_to = UnicodeAttribute(null=True)
+        missed = UnicodeAttribute(null=True)
         by_updated = ByUpdated()
         by_state = ByState()
         by_pipeline = ByPipeline()
         by_owner = ByOwner()
+        by_heartbeat = ByHeartbeat()
+        by_timeout = ByTimeout()
 
     class HistoryOrder(LocalSecondaryIndex[Any]):
         Meta = index_meta("history")
@@ -336,6 +378,18 @@ def decode_cursor(
     return key
 
 
+def _deadline_attributes(job: Job) -> dict[str, Any]:
+    """A new job's deadlines: durations in ms and index shards, only for the deadlines it has (its due
+    times come with the events that start them)."""
+    shard = int(job.uuid[:8], 16) % DEADLINE_SHARDS
+    attributes: dict[str, Any] = {}
+    if job.heartbeat_seconds is not None:
+        attributes.update(hb=job.heartbeat_seconds * 1000, idx_hb=f"HB#{shard}")
+    if job.timeout_seconds is not None:
+        attributes.update(to=job.timeout_seconds * 1000, idx_to=f"TO#{shard}")
+    return attributes
+
+
 def _failed(reason: Any) -> bool:
     """Whether a transaction's cancellation reason is its item's failed condition."""
     return reason is not None and reason.code == "ConditionalCheckFailed"
@@ -417,6 +471,11 @@ class DynamoJobRepository:
             incarnation=int(item.incarnation or 1),
             callback_nonce=item.callback_nonce,
             owner_key=item.owner,
+            heartbeat_seconds=int(item.hb) // 1000 if item.hb is not None else None,
+            timeout_seconds=int(item.to) // 1000 if item.to is not None else None,
+            heartbeat_due=int(item.hb_at) if item.hb_at is not None and item.hb is not None else None,
+            timeout_due=int(item.to_at) if item.to_at is not None and item.to is not None else None,
+            deadline_missed=item.missed,
         )
 
     def _history_item(self, uuid: str, entry: HistoryEntry, now_us: str) -> Any:
@@ -484,6 +543,7 @@ class DynamoJobRepository:
             incarnation=job.incarnation,
             owner=job.owner_key,
             idx_owner=job.owner,
+            **_deadline_attributes(job),
         )
         if replaces is None:
             condition = J.pk.does_not_exist()  # a new uuid
@@ -699,6 +759,11 @@ class DynamoJobRepository:
             # a state change the API did not order waits until no accepted event is still queued:
             # each of those was promised against the state it would find
             condition &= J.accepted_seq <= J.applied_seq
+        if c.deadline is not None:
+            # the system's fail of a missed deadline: only while that very deadline is still pending
+            # (an event applied since moved or cleared it, and so got there first)
+            due = J.hb_at if c.deadline[0] == HEARTBEAT else J.to_at
+            condition &= due == c.deadline[1]
 
         stamp = iso(c.now)
         generation = c.expected_generation + (1 if c.effect is Effect.NEXT_GENERATION else 0)
@@ -745,7 +810,58 @@ class DynamoJobRepository:
             ]
         if c.effect is Effect.REVOKE:
             actions.append(J.erased_objects.set(0))
+        actions += self._deadline_actions(c)
         return self._write_with_history(c.uuid, actions, condition, entry, c.now, key_id=c.key_id)
+
+    def _deadline_actions(self, c: ApplyCommand) -> list[Any]:
+        """The deadlines' part of the apply write, made without knowing whether the job has any: a due
+        time is its duration (absent: never) from now, and is indexed only for a job with that deadline.
+        The heartbeat restarts with every event applied in its states; the timeout starts on entering
+        RUNNING. Leaving their states (finish, fail, reset, delete, ...) clears them: no fail can follow."""
+        J = self.JobItem
+        now_ms = int(c.now * 1000)
+        actions: list[Any] = []
+        if c.to_state in DEADLINE_STATES[HEARTBEAT] and c.effect is not Effect.DELETE:
+            actions.append(J.hb_at.set((J.hb | _NEVER_MS) + now_ms))
+        else:
+            actions.append(J.hb_at.remove())
+        if c.to_state in DEADLINE_STATES[TIMEOUT] and c.effect is not Effect.DELETE:
+            if c.expected_state not in DEADLINE_STATES[TIMEOUT]:
+                actions.append(J.to_at.set((J.to | _NEVER_MS) + now_ms))
+        else:
+            actions.append(J.to_at.remove())
+        if c.deadline is not None:
+            actions.append(J.missed.set(c.deadline[0]))
+        elif c.to_state != c.expected_state or c.effect is not Effect.NONE:
+            actions.append(J.missed.remove())  # it names the deadline that failed the job, while FAILED
+        return actions
+
+    def overdue(self, now_ms: int, limit: int) -> list[Overdue]:
+        J = self.JobItem
+        found: list[Overdue] = []
+        for reason, index, prefix in ((HEARTBEAT, J.by_heartbeat, "HB"), (TIMEOUT, J.by_timeout, "TO")):
+            due = J.hb_at if reason == HEARTBEAT else J.to_at
+            for shard in range(DEADLINE_SHARDS):
+                if len(found) >= limit:
+                    return found
+                try:
+                    for item in index.query(
+                        f"{prefix}#{shard}", due < now_ms, limit=limit - len(found), page_size=100
+                    ):
+                        found.append(
+                            Overdue(
+                                uuid=item.pk.removeprefix("JOB#"),
+                                reason=reason,
+                                deadline=int(getattr(item, "hb_at" if reason == HEARTBEAT else "to_at")),
+                                state=item.state,
+                                generation=int(item.generation),
+                            )
+                        )
+                except QueryError as error:
+                    raise TransientError(
+                        f"reading the deadline index failed: {error.cause_response_code}"
+                    ) from error
+        return found
 
     def record_in_order(self, record: InOrderRecord) -> Conflict | None:
         J = self.JobItem
