@@ -17,6 +17,7 @@ SOURCES = {
     "worker_": models.SqsModel,
     "notifier_": models.DynamoDBStreamModel,
     "api_": models.APIGatewayProxyEventV2Model,
+    "sweeper_": models.EventBridgeModel,
     "admin_key_create": models.CloudFormationCustomResourceCreateModel,
     "admin_key_update": models.CloudFormationCustomResourceUpdateModel,
     "admin_key_delete": models.CloudFormationCustomResourceDeleteModel,
@@ -32,7 +33,7 @@ def model_for(path: Path):
 
 def test_there_is_a_sample_for_every_function() -> None:
     names = {p.name for p in EVENTS}
-    for prefix in ("worker_", "notifier_", "admin_key_"):
+    for prefix in ("worker_", "notifier_", "admin_key_", "sweeper_"):
         assert any(n.startswith(prefix) for n in names), prefix
 
 

@@ -152,12 +152,37 @@ def test_template_table_has_the_listing_and_history_indexes(template: dict[str, 
         "by_state": ("idx_state:HASH", "updated_at:RANGE"),
         "by_pipeline": ("idx_pipeline:HASH", "updated_at:RANGE"),
         "by_owner": ("idx_owner:HASH", "updated_at:RANGE"),
+        # the deadlines' (SPEC section 3a): due times, in epoch ms, per shard
+        "by_heartbeat": ("idx_hb:HASH", "hb_at:RANGE"),
+        "by_timeout": ("idx_to:HASH", "to_at:RANGE"),
     }
-    indexes = properties["LocalSecondaryIndexes"] + properties["GlobalSecondaryIndexes"]
+    deadline_indexes = ("by_heartbeat", "by_timeout")
+    indexes = properties["LocalSecondaryIndexes"] + [
+        i for i in properties["GlobalSecondaryIndexes"] if i["IndexName"] not in deadline_indexes
+    ]
     assert {i["Projection"]["ProjectionType"] for i in indexes} == {"ALL"}
+    # the sweeper reads only what its fail names: the state and generation it saw
+    for index in properties["GlobalSecondaryIndexes"]:
+        if index["IndexName"] in deadline_indexes:
+            assert index["Projection"] == {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": ["state", "generation"],
+            }
     assert {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]} == {
-        name: "S"
-        for name in ("pk", "sk", "hist", "idx_all", "idx_state", "idx_pipeline", "idx_owner", "updated_at")
+        **{
+            name: "S"
+            for name in (
+                "pk",
+                "sk",
+                "hist",
+                "idx_all",
+                "idx_state",
+                "idx_pipeline",
+                "idx_owner",
+                "updated_at",
+            )
+        },
+        **{"idx_hb": "S", "idx_to": "S", "hb_at": "N", "to_at": "N"},
     }
 
 
@@ -522,7 +547,7 @@ def test_template_keeps_every_functions_logs_for_a_set_number_of_days(translated
     groups = _resources_of_type(translated, "AWS::Logs::LogGroup")
     functions = _resources_of_type(translated, "AWS::Lambda::Function")
     # then: each function logs to its own group of the stack, and every group has a retention
-    assert len(functions) == 4
+    assert len(functions) == 5
     for logical_id, function in functions.items():
         target = function["Properties"]["LoggingConfig"]["LogGroup"]
         assert target == {"Ref": target["Ref"]} and target["Ref"] in groups, logical_id
