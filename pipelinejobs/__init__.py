@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelinejobs.client import Client, Job, ProducerKey
+    from pipelinejobs.client import PIPELINE_DEFAULT, Client, Job, ProducerKey
     from pipelinejobs.errors import (
         BadRequest,
         Conflict,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_CLIENT_NAMES = frozenset({"Client", "Job", "ProducerKey"})
+_CLIENT_NAMES = frozenset({"Client", "Job", "PIPELINE_DEFAULT", "ProducerKey"})
 _ERROR_NAMES = frozenset(
     {
         "BadRequest",
@@ -49,6 +49,7 @@ _ERROR_NAMES = frozenset(
 )
 
 __all__ = [
+    "PIPELINE_DEFAULT",
     "BadRequest",
     "Client",
     "Conflict",

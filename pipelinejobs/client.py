@@ -124,6 +124,17 @@ def _timestamp(value: str | _dt.datetime | None) -> str | None:
     return value.astimezone(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class _PipelineDefault:
+    """The value of a deadline left to the pipeline's default (`PIPELINE_DEFAULT`)."""
+
+    def __repr__(self) -> str:
+        return "PIPELINE_DEFAULT"
+
+
+# A deadline of `create_job` left out: the pipeline's default applies (None: no deadline at all).
+PIPELINE_DEFAULT: Any = _PipelineDefault()
+
+
 def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in mapping.items() if value is not None}
 
@@ -250,9 +261,16 @@ class Client:
         agent: str | None = None,
         task: str | None = None,
         archive_path: str | None = None,
+        heartbeat_seconds: int | None = PIPELINE_DEFAULT,
+        timeout_seconds: int | None = PIPELINE_DEFAULT,
         exist_ok: bool = False,
     ) -> Job:
         """Create a job and return its handle, holding the job's first token.
+
+        Deadlines (SPEC section 3a): `heartbeat_seconds`, the longest silence allowed while the job
+        runs (any event restarts it), and `timeout_seconds`, the longest time from `run` to `finish`
+        or `fail`; a job that misses one is failed by the system. Left out, the pipeline's default
+        applies (the stack's `PipelineDeadlines`); None: no deadline, whatever the default.
 
         Admin, or a producer key for a pipeline in its scope (the key is then the job's `owner`, and
         the handle acts with the key; `job.token` is the job's own token, to hand to the job itself).
@@ -276,6 +294,12 @@ class Client:
                 "archive_path": archive_path,
             }
         )
+        for name_, seconds in (
+            ("heartbeat_seconds", heartbeat_seconds),
+            ("timeout_seconds", timeout_seconds),
+        ):
+            if seconds is not PIPELINE_DEFAULT:
+                body[name_] = seconds  # None: explicitly none
         try:
             created = self._request("POST", "/jobs", body=body, token=self.token)
         except JobExists as error:
@@ -743,6 +767,21 @@ class Job:
     @property
     def callback_url(self) -> str | None:
         return self._callback_url or self.raw.get("callback_url")
+
+    @property
+    def heartbeat_seconds(self) -> int | None:
+        """The job's heartbeat deadline (SPEC section 3a), or None."""
+        return self.raw.get("heartbeat_seconds")
+
+    @property
+    def timeout_seconds(self) -> int | None:
+        """The job's timeout deadline (SPEC section 3a), or None."""
+        return self.raw.get("timeout_seconds")
+
+    @property
+    def deadline_missed(self) -> str | None:
+        """`heartbeat` or `timeout` when the system failed the job for missing it; else None."""
+        return self.raw.get("deadline_missed")
 
     def refresh(self) -> Job:
         """Fetch the job's current representation. Raises NotFound once deleted."""

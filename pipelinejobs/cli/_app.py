@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -115,3 +116,19 @@ def _short_time(value: Any) -> str:
 # Options more than one command group takes.
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw]?)", re.IGNORECASE)
+_DURATION_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def _duration_seconds(text: str, units: str = "smhdw") -> int | None:
+    """Seconds in a duration such as 90, 90s, 15m, 12h, 30d or 8w (the units allowed: `units`; a bare
+    number is seconds only when `s` is allowed); None when `text` is not one."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        return None
+    unit = found[2].lower()
+    if (unit or "s") not in units:
+        return None
+    return int(found[1]) * _DURATION_SECONDS[unit]

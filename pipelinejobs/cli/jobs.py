@@ -16,6 +16,7 @@ from rich.table import Table
 from pipelinejobs.cli._app import (
     OUTCOME_STYLES,
     JsonOpt,
+    _duration_seconds,
     _err,
     _examples,
     _out,
@@ -309,6 +310,7 @@ DataOpt = Annotated[
     epilog=_examples(
         'pipelinejobs jobs create pipe-1 --data \'{"sample": "S1"}\' --tag nightly',
         "pipelinejobs jobs create pipe-1 --data @params.json --child-of m1 --child-of m2 --json",
+        'pipelinejobs jobs create pipe-1 --data \'{"sample": "S2"}\' --heartbeat 10m --timeout 6h',
     ),
 )
 @_friendly
@@ -325,6 +327,31 @@ def jobs_create(
     archive_path: Annotated[
         str | None, typer.Option(help="An s3:// path inside the archive bucket.", show_default=False)
     ] = None,
+    heartbeat: Annotated[
+        str | None,
+        typer.Option(
+            "--heartbeat",
+            metavar="DURATION",
+            help="Fail the job if it stays silent this long while running (90, 90s, 15m, 2h, 1d).",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="Fail the job if it has not finished this long after `run` (same forms).",
+            show_default=False,
+        ),
+    ] = None,
+    no_deadlines: Annotated[
+        bool,
+        typer.Option(
+            "--no-deadlines",
+            help="No deadline the options above do not set, whatever the pipeline's default.",
+        ),
+    ] = False,
     exist_ok: Annotated[
         bool, typer.Option("--exist-ok", help="Show the existing job instead of failing.")
     ] = False,
@@ -333,10 +360,17 @@ def jobs_create(
     """Create a job (admin, or a producer key for a pipeline in its scope, which then owns it). The uuid
     derives from the pipeline, inputs and data: same inputs, same job.
 
+    Deadlines: without --heartbeat / --timeout the pipeline's default applies (the stack's
+    PipelineDeadlines parameter), unless --no-deadlines. A job that misses one is failed by the system.
+
     Prints the job, its first job token and its callback URL (both secrets: hand them to the job only).
     """
+    from pipelinejobs.client import PIPELINE_DEFAULT
     from pipelinejobs.errors import JobExists
 
+    unset = None if no_deadlines else PIPELINE_DEFAULT
+    heartbeat_seconds = _duration(heartbeat, "--heartbeat") if heartbeat is not None else unset
+    timeout_seconds = _duration(timeout, "--timeout") if timeout is not None else unset
     client = _config(ctx).client()
     try:
         job = client.create_job(
@@ -347,6 +381,8 @@ def jobs_create(
             tags=tag or None,
             session=session,
             archive_path=archive_path,
+            heartbeat_seconds=heartbeat_seconds,
+            timeout_seconds=timeout_seconds,
         )
     except JobExists as error:
         if not exist_ok:
@@ -364,6 +400,19 @@ def jobs_create(
         out.print(f"[bold]job token[/bold]     {escape(job.token)}", soft_wrap=True)
     if job.callback_url:
         out.print(f"[bold]callback url[/bold]  {escape(job.callback_url)}", soft_wrap=True)
+
+
+def _duration(text: str, option: str) -> int:
+    """Seconds from `90`, `90s`, `15m`, `2h` or `1d` (the API checks the range: 1 s to 366 days)."""
+    seconds = _duration_seconds(text, units="smhd")
+    if seconds is None:
+        raise CliError(
+            f"{option} must be a whole number of seconds, or one with s, m, h or d (90, 15m, 2h, 1d); "
+            f"not {text!r}",
+            "see `pipelinejobs jobs create --help`",
+            2,
+        )
+    return seconds
 
 
 @jobs_app.command(

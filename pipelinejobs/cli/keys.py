@@ -16,6 +16,7 @@ from rich.table import Table
 from pipelinejobs.cli._app import (
     JsonOpt,
     YesOpt,
+    _duration_seconds,
     _err,
     _examples,
     _iso,
@@ -35,17 +36,15 @@ if TYPE_CHECKING:
     from pipelinejobs.client import ProducerKey
 
 KEY_STATUS_STYLES = {"active": "green", "expired": "yellow", "revoked": "red"}
-_DURATION = re.compile(r"(\d+)\s*([hdw])", re.IGNORECASE)
-_DURATION_SECONDS = {"h": 3600, "d": 86_400, "w": 7 * 86_400}
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{12}")
 
 
 def _expiry(text: str, now: datetime) -> datetime:
     """`--expires`: a duration from now (12h, 30d, 8w) or an ISO-8601 date or time (naive = UTC)."""
     text = text.strip()
-    duration = _DURATION.fullmatch(text)
-    if duration:
-        moment = now + timedelta(seconds=int(duration[1]) * _DURATION_SECONDS[duration[2].lower()])
+    duration = _duration_seconds(text, units="hdw")
+    if duration is not None:
+        moment = now + timedelta(seconds=duration)
     else:
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
