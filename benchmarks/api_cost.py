@@ -136,12 +136,12 @@ class ApiBench:
         response = self.api.handler(event, LambdaContext())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
-    def create(self, n: int) -> dict[str, Any]:
+    def create(self, n: int, **fields: Any) -> dict[str, Any]:
         status, body = self.request(
             "POST",
             "/jobs",
             token=self.admin(),
-            body={"pipeline_uuid": "bench", "data": {"n": n}},
+            body={"pipeline_uuid": "bench", "data": {"n": n}, **fields},
             route="/jobs",
         )
         assert status == 201, body

@@ -15,6 +15,17 @@ allowed now?), a Task that records it, and the next wait: 2 + 3 per event state 
 the same HTTP front door for the producers (API Gateway and a function that reads the job, for its
 task token), priced as ours; left out (in its favour): its DynamoDB records and notifications.
 
+Index writes are priced too: every write of a job item is read back from the table's stream (old and
+new item), and for each global secondary index of template.yaml DynamoDB writes the index entry as it
+would: a changed index key is a delete and a put, a changed projected attribute a put, an item entering
+or leaving the index one write, each per started KB of the entry.
+
+Deadlines (issue 12, SPEC section 3a): the same lifecycles again with a heartbeat and a timeout on
+every job. Their cost is the deadline indexes' writes (the due time moves with every event while the
+job runs), the job item's few more bytes, and a fixed cost: the sweeper's schedule (one invocation and
+one query per index shard a minute), priced per month. A missed deadline costs what one event does
+(the system's fail: a message, the apply, the notification).
+
 Targets (issue 5): <= $3 per million events; >= 15x cheaper than Step Functions Standard.
 
     python benchmarks/cost.py [--jobs 5] [--batch 10] [--stream-batch 10] [--aws-latency-ms 10]
@@ -41,6 +52,8 @@ from worker_cost import item_size
 
 from pipelinejobs.local.event_source import sqs_record
 
+DEADLINE_INDEXES = ("by_heartbeat", "by_timeout")
+DEADLINE_SHARDS = 8  # jobcore.adapters.dynamodb.DEADLINE_SHARDS
 UPDATES_PER_JOB = 8
 EVENTS_PER_JOB = UPDATES_PER_JOB + 2  # run, updates, finish
 
@@ -78,9 +91,10 @@ class Side:
         return sum(self.calls.values())
 
 
-def measure(jobs: int) -> dict[str, Any]:
-    """Run `jobs` lifecycles through the API and the worker; what each side did, and the item sizes."""
-    with moto_stack(quiet=False):
+def measure(jobs: int, deadlines: dict[str, int] | None = None) -> dict[str, Any]:
+    """Run `jobs` lifecycles through the API and the worker; what each side did, the item sizes, and the
+    index write units of every job-item write (from the stream). `deadlines`: given to every job."""
+    with moto_stack(quiet=False, stream=True) as stack:
         os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)  # as deployed: logs at INFO, metrics on
         bench = ApiBench()
         api, worker = Side(), Side()
@@ -131,7 +145,7 @@ def measure(jobs: int) -> dict[str, Any]:
                 api, worker, state_changes, job_items = Side(), Side(), 0, []
                 logs.seek(0)
                 logs.truncate()
-            job = timed(api, lambda n=n: bench.create(n))
+            job = timed(api, lambda n=n: bench.create(n, **(deadlines or {})))
             job_items.append(job["uuid"])
             for name in ["run", *["update"] * UPDATES_PER_JOB, "finish"]:
                 timed(api, lambda job=job, name=name: bench.event(job, name))
@@ -157,6 +171,7 @@ def measure(jobs: int) -> dict[str, Any]:
                     data_sizes.append(size)
                 else:
                     history_sizes.append(size)
+        index_units = index_write_units(stack.table_stream_arn, set(job_items))
     return {
         "jobs": jobs,
         "events": jobs * EVENTS_PER_JOB,
@@ -167,7 +182,176 @@ def measure(jobs: int) -> dict[str, Any]:
         "job_bytes": max(job_sizes),
         "data_bytes": max(data_sizes),
         "history_bytes": max(history_sizes),
+        "index_wru": index_units,
     }
+
+
+def _indexes() -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+    """(name, key attributes, projection type, included attributes) of the table's GSIs (template.yaml)."""
+    from pipelinejobs.local.template import load_template
+
+    table = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
+    return [
+        (
+            index["IndexName"],
+            tuple(k["AttributeName"] for k in index["KeySchema"]),
+            index["Projection"]["ProjectionType"],
+            tuple(index["Projection"].get("NonKeyAttributes") or ()),
+        )
+        for index in table.get("GlobalSecondaryIndexes") or []
+    ]
+
+
+def index_write_units(stream_arn: str, uuids: set[str]) -> dict[str, float]:
+    """Write units DynamoDB spends on each GSI for the job-item writes of `uuids`, from the stream's old
+    and new items (per index: a changed key = delete + put, a changed projected attribute = put, entering
+    or leaving = one write; each per started KB of the index entry: its keys and projected attributes)."""
+    import boto3
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from botocore.config import Config
+
+    # (moto answers the regional Streams endpoint, not botocore's account-based one)
+    streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+    deserialize = TypeDeserializer().deserialize
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += page["Records"]
+            iterator = page.get("NextShardIterator") if page["Records"] else None
+    units: dict[str, float] = {name: 0.0 for name, *_ in _indexes()}
+    for record in records:
+        change = record["dynamodb"]
+        images = [
+            {k: deserialize(v) for k, v in (change.get(which) or {}).items()}
+            for which in ("OldImage", "NewImage")
+        ]
+        old, new = images
+        item = new or old
+        if item.get("sk") != "JOB" or str(item.get("pk", "")).removeprefix("JOB#") not in uuids:
+            continue
+        for name, keys, projection, included in _indexes():
+
+            def entry(
+                image: dict[str, Any],
+                keys: tuple[str, ...] = keys,
+                projection: str = projection,
+                included: tuple[str, ...] = included,
+            ) -> dict[str, Any] | None:
+                if not image or not all(k in image for k in keys):
+                    return None
+                if projection == "ALL":
+                    return image
+                names = {"pk", "sk", *keys, *(included if projection == "INCLUDE" else ())}
+                return {k: v for k, v in image.items() if k in names}
+
+            before, after = entry(old), entry(new)
+            if before is None and after is None:
+                continue
+            if before is None or after is None:
+                units[name] += kb(item_size(before or after or {}))
+            elif any(before.get(k) != after.get(k) for k in keys):
+                units[name] += kb(item_size(before)) + kb(item_size(after))  # moved: delete + put
+            elif before != after:
+                units[name] += kb(item_size(after))
+    return units
+
+
+def bill(
+    m: dict[str, Any], args: argparse.Namespace, memory_gb: float
+) -> tuple[list[tuple[str, float, str, float]], dict[str, Any]]:
+    """The bill's lines per event (name, quantity, unit, $ per event) from one measurement, and the
+    counts they come from."""
+    api: Side = m["api"]
+    worker: Side = m["worker"]
+    per_event = 1 / m["events"]
+    latency = args.aws_latency_ms
+    api_requests = api.invocations * per_event
+    api_ops = {op.split(":")[1]: n * per_event for op, n in api.calls.items()}
+    worker_ops = {op.split(":")[1]: n * per_event for op, n in worker.calls.items()}
+    notifications = m["state_changes"] * per_event
+    # job-item MODIFY records reaching the notifier: every applied event and every token rotation
+    stream_records = worker_ops.get("TransactWriteItems", 0) + api_ops.get("UpdateItem", 0)
+    job_kb, data_kb, history_kb = kb(m["job_bytes"]), kb(m["data_bytes"]), kb(m["history_bytes"])
+    wru = (
+        worker_ops.get("TransactWriteItems", 0) * (2 * job_kb + 2 * history_kb)  # apply: job + history
+        + api_ops.get("UpdateItem", 0) * job_kb  # the API's acceptance of each event, token rotations
+        + api_ops.get("TransactWriteItems", 0) * (2 * job_kb + 2 * data_kb)  # create: job + data
+    )
+    index_wru = {name: units * per_event for name, units in m["index_wru"].items()}
+    listing_wru = sum(u for name, u in index_wru.items() if name not in DEADLINE_INDEXES)
+    deadline_wru = sum(u for name, u in index_wru.items() if name in DEADLINE_INDEXES)
+    rru = api_ops.get("GetItem", 0) * kb(m["job_bytes"], 4096)  # strongly consistent
+    sqs_requests = api_ops.get("SendMessage", 0) * (1 + 2 / args.batch)  # send, receive, delete batch
+    api_ms = api.own_ms / api.invocations + latency * api.requests() / api.invocations
+    worker_ms_per_event = worker.own_ms * per_event + latency * worker.requests() * per_event
+    notifier_ms = 1.0 + latency  # one PutEvents per batch of records; its own time is ~1 ms
+    p = PRICES
+    lines = [
+        ("API Gateway HTTP API", api_requests, "requests", api_requests * p["http_api_request"]),
+        ("Lambda API: requests", api_requests, "invocations", api_requests * p["lambda_request"]),
+        (
+            "Lambda API: duration",
+            api_requests * api_ms / 1000 * memory_gb,
+            "GB-s",
+            api_requests * api_ms / 1000 * memory_gb * p["lambda_gb_s"],
+        ),
+        ("SQS FIFO (send, receive, delete)", sqs_requests, "requests", sqs_requests * p["sqs_fifo_request"]),
+        ("Lambda worker: requests", 1 / args.batch, "invocations", p["lambda_request"] / args.batch),
+        (
+            "Lambda worker: duration",
+            worker_ms_per_event / 1000 * memory_gb,
+            "GB-s",
+            worker_ms_per_event / 1000 * memory_gb * p["lambda_gb_s"],
+        ),
+        ("DynamoDB writes (table)", wru, "WRU", wru * p["dynamodb_wru"]),
+        ("DynamoDB writes (listing indexes)", listing_wru, "WRU", listing_wru * p["dynamodb_wru"]),
+        ("DynamoDB writes (deadline indexes)", deadline_wru, "WRU", deadline_wru * p["dynamodb_wru"]),
+        ("DynamoDB reads", rru, "RRU", rru * p["dynamodb_rru"]),
+        (
+            "Lambda notifier: requests",
+            stream_records / args.stream_batch,
+            "invocations",
+            stream_records / args.stream_batch * p["lambda_request"],
+        ),
+        (
+            "Lambda notifier: duration",
+            stream_records / args.stream_batch * notifier_ms / 1000 * memory_gb,
+            "GB-s",
+            stream_records / args.stream_batch * notifier_ms / 1000 * memory_gb * p["lambda_gb_s"],
+        ),
+        ("EventBridge (state changes)", notifications, "events", notifications * p["eventbridge_event"]),
+    ]
+    counts = {
+        "api_requests": api_requests,
+        "api_ops": api_ops,
+        "worker_ops": worker_ops,
+        "notifications": notifications,
+        "rru": rru,
+        "job_kb": job_kb,
+        "history_kb": history_kb,
+        "api_ms": api_ms,
+        "worker_ms_per_event": worker_ms_per_event,
+        "index_wru": index_wru,
+    }
+    return lines, counts
+
+
+def sweeper_month(memory_gb: float, latency_ms: float) -> float:
+    """The sweeper's fixed cost per month: one invocation a minute, each querying every shard of both
+    deadline indexes (eventually consistent: 0.5 RRU per query that finds nothing), one SSM read per
+    container per 5 minutes left out (fractions of a cent)."""
+    p = PRICES
+    minutes = 30 * 24 * 60
+    queries = DEADLINE_SHARDS * len(DEADLINE_INDEXES)
+    duration_s = (2 + queries * latency_ms) / 1000
+    return minutes * (
+        p["lambda_request"] + duration_s * memory_gb * p["lambda_gb_s"] + queries * 0.5 * p["dynamodb_rru"]
+    )
 
 
 def function_memory() -> tuple[float, str]:
@@ -199,60 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     events: int = m["events"]
     per_event = 1 / events
     latency = args.aws_latency_ms
-
-    # -- counts per event -------------------------------------------------------------------------
-    api_requests = api.invocations * per_event
-    api_ops = {op.split(":")[1]: n * per_event for op, n in api.calls.items()}
-    worker_ops = {op.split(":")[1]: n * per_event for op, n in worker.calls.items()}
-    notifications = m["state_changes"] * per_event
-    # job-item MODIFY records reaching the notifier: every applied event and every token rotation
-    stream_records = worker_ops.get("TransactWriteItems", 0) + api_ops.get("UpdateItem", 0)
-    job_kb, data_kb, history_kb = kb(m["job_bytes"]), kb(m["data_bytes"]), kb(m["history_bytes"])
-    wru = (
-        worker_ops.get("TransactWriteItems", 0) * (2 * job_kb + 2 * history_kb)  # apply: job + history
-        + api_ops.get("UpdateItem", 0) * job_kb  # the API's acceptance of each event, token rotations
-        + api_ops.get("TransactWriteItems", 0) * (2 * job_kb + 2 * data_kb)  # create: job + data
-    )
-    rru = api_ops.get("GetItem", 0) * kb(m["job_bytes"], 4096)  # strongly consistent
-    sqs_requests = api_ops.get("SendMessage", 0) * (1 + 2 / args.batch)  # send, receive, delete batch
-    api_ms = api.own_ms / api.invocations + latency * api.requests() / api.invocations
-    worker_ms_per_event = worker.own_ms * per_event + latency * worker.requests() * per_event
-    notifier_ms = 1.0 + latency  # one PutEvents per batch of records; its own time is ~1 ms
-
+    lines, counts = bill(m, args, memory_gb)
+    api_requests, api_ops, worker_ops = counts["api_requests"], counts["api_ops"], counts["worker_ops"]
+    notifications, rru = counts["notifications"], counts["rru"]
+    job_kb, history_kb = counts["job_kb"], counts["history_kb"]
+    api_ms, worker_ms_per_event = counts["api_ms"], counts["worker_ms_per_event"]
     p = PRICES
-    lines = [
-        ("API Gateway HTTP API", api_requests, "requests", api_requests * p["http_api_request"]),
-        ("Lambda API: requests", api_requests, "invocations", api_requests * p["lambda_request"]),
-        (
-            "Lambda API: duration",
-            api_requests * api_ms / 1000 * memory_gb,
-            "GB-s",
-            api_requests * api_ms / 1000 * memory_gb * p["lambda_gb_s"],
-        ),
-        ("SQS FIFO (send, receive, delete)", sqs_requests, "requests", sqs_requests * p["sqs_fifo_request"]),
-        ("Lambda worker: requests", 1 / args.batch, "invocations", p["lambda_request"] / args.batch),
-        (
-            "Lambda worker: duration",
-            worker_ms_per_event / 1000 * memory_gb,
-            "GB-s",
-            worker_ms_per_event / 1000 * memory_gb * p["lambda_gb_s"],
-        ),
-        ("DynamoDB writes", wru, "WRU", wru * p["dynamodb_wru"]),
-        ("DynamoDB reads", rru, "RRU", rru * p["dynamodb_rru"]),
-        (
-            "Lambda notifier: requests",
-            stream_records / args.stream_batch,
-            "invocations",
-            stream_records / args.stream_batch * p["lambda_request"],
-        ),
-        (
-            "Lambda notifier: duration",
-            stream_records / args.stream_batch * notifier_ms / 1000 * memory_gb,
-            "GB-s",
-            stream_records / args.stream_batch * notifier_ms / 1000 * memory_gb * p["lambda_gb_s"],
-        ),
-        ("EventBridge (state changes)", notifications, "events", notifications * p["eventbridge_event"]),
-    ]
     total = sum(line[3] for line in lines) * 1e6
     log_gb = m["log_bytes"] * per_event / 1e9
     sfn_transitions = (2 + 3 * EVENTS_PER_JOB) / EVENTS_PER_JOB
@@ -312,6 +448,35 @@ def main(argv: list[str] | None = None) -> int:
         f"transactional) ${two_writes:.2f}; events sent straight to the queue (SPEC section 6: no HTTP "
         f"API, API function, read or rotation) ${queue_only:.2f}; both "
         f"${queue_only - (apply_wru / 2) * p['dynamodb_wru'] * 1e6:.2f} per M events"
+    )
+    index_line = ", ".join(f"{name} {u:.2f}" for name, u in counts["index_wru"].items() if u)
+    print(f"index write units per event, measured from the stream: {index_line}")
+    # The API's acceptance changes no index key; with listing indexes that project keys only (reading
+    # the listed jobs back from the table), it would write no index entry at all.
+    listing_indexes = [n for n in counts["index_wru"] if n not in DEADLINE_INDEXES]
+    keys_only = api_ops.get("UpdateItem", 0) * len(listing_indexes) * job_kb * p["dynamodb_wru"] * 1e6
+    print(
+        f"lever: listing indexes projecting keys only (a listing page then reads its jobs back with one "
+        f"BatchGetItem) -${keys_only:.2f}, ${total - keys_only:.2f} per M events"
+    )
+
+    # -- deadlines (issue 12) -------------------------------------------------------------------------
+    with_deadlines = measure(args.jobs, deadlines={"heartbeat_seconds": 3600, "timeout_seconds": 86400})
+    d_lines, d_counts = bill(with_deadlines, args, memory_gb)
+    d_total = sum(line[3] for line in d_lines) * 1e6
+    extra_per_job = (d_total - total) * EVENTS_PER_JOB / 1e6  # $ per job, the lifecycle's 10 events
+    month = sweeper_month(memory_gb, latency)
+    deadline_units = {n: u for n, u in d_counts["index_wru"].items() if n in DEADLINE_INDEXES}
+    # a missed deadline: one more event (the sweeper's message, the system's fail applied, notified)
+    missed = total / 1e6
+    print(
+        f"\nwith deadlines (heartbeat 3600 s and timeout 86400 s on every job; the same lifecycle): "
+        f"${d_total:.2f} per M events (+${d_total - total:.2f}: deadline index writes "
+        f"{', '.join(f'{n} {u:.2f}' for n, u in deadline_units.items())} WRU per event; job item "
+        f"{with_deadlines['job_bytes']} B), i.e. +${extra_per_job * 1e6:.2f} per M jobs; "
+        f"a job failed at its deadline: + one event, ${missed * 1e6:.2f} per M such jobs; "
+        f"the sweeper's schedule: ${month:.2f} per month whatever the load "
+        f"({DEADLINE_SHARDS} shards x {len(DEADLINE_INDEXES)} indexes queried a minute)"
     )
     cost_ok, ratio_ok = total <= TARGET_DOLLARS, ratio >= TARGET_RATIO
     print(

@@ -59,6 +59,7 @@ def test_an_abandoned_job_fails_on_its_own_and_is_notified(deadline_stack: Local
     # and the failure was notified like any state change
     notification = _notified(deadline_stack, job.uuid, "FAILED")
     assert notification["from_state"] == "RUNNING" and notification["event"] == "fail"
+    assert notification["deadline_missed"] == "heartbeat"
 
 
 def test_a_job_that_keeps_sending_heartbeats_is_left_running(

@@ -382,3 +382,16 @@ def test_the_worker_counts_jobs_timed_out(harness: Harness, capsys: pytest.Captu
     capsys.readouterr()
     h.work()
     assert metric_totals(capsys.readouterr().out).get("JobsTimedOut") == 1
+
+
+def test_the_sweeper_handler_builds_its_own_clients_from_the_environment(harness: Harness) -> None:
+    """As Lambda runs it: its clients from the template's environment, the admin key from SSM."""
+    import sweeper_handler
+    from conftest import FakeContext
+
+    sweeper_handler._deps.cache_clear()
+    try:
+        answer = sweeper_handler.handler({"detail-type": "Scheduled Event", "detail": {}}, FakeContext())
+    finally:
+        sweeper_handler._deps.cache_clear()
+    assert answer == {"overdue": 0, "heartbeat": 0, "timeout": 0}  # (harness jobs live in 2027)

@@ -14,7 +14,8 @@ from typing import Any
 def state_change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The notification detail for one change of a job item, or None if it is not a state change.
 
-    A state change is a new state, a new generation (a completed reset), or a deletion.
+    A state change is a new state, a new generation (a completed reset), or a deletion. A job failed
+    by the system for a missed deadline adds `deadline_missed` (`heartbeat` or `timeout`).
     """
     if not new or new.get("sk") != "JOB" or not old:
         return None
@@ -22,7 +23,7 @@ def state_change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
     moved = old.get("state") != new.get("state") or old.get("generation") != new.get("generation")
     if not (moved or deleted):
         return None
-    return {
+    detail = {
         "uuid": new.get("uuid") or str(new["pk"]).removeprefix("JOB#"),
         "pipeline_uuid": new["pipeline_uuid"],
         "event": new.get("last_event"),
@@ -32,3 +33,7 @@ def state_change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
         "generation": int(new["generation"]),
         "at": new.get("deleted_at") if deleted else new.get("updated_at"),
     }
+    if new.get("missed") and not deleted:
+        # the system failed the job for a missed deadline (SPEC section 3a): which one
+        detail["deadline_missed"] = new["missed"]
+    return detail
