@@ -208,7 +208,6 @@ def index_write_units(stream_arn: str, uuids: set[str]) -> dict[str, float]:
     or leaving = one write; each per started KB of the index entry: its keys and projected attributes)."""
     import boto3
     from boto3.dynamodb.types import TypeDeserializer
-
     from botocore.config import Config
 
     # (moto answers the regional Streams endpoint, not botocore's account-based one)
