@@ -168,3 +168,39 @@ def test_unit_tier_an_accidental_aws_call_fails_fast() -> None:
     # then it fails at once against the refusing loopback endpoint, without retries
     assert time.monotonic() - started < 2.0
     assert client.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+# -- PIPELINE_DEADLINES (SPEC section 3a: a default per pipeline) -------------------------------------
+
+
+def test_pipeline_deadlines_default_per_pipeline_and_for_every_other() -> None:
+    raw = '{"*": {"heartbeat_seconds": 600}, "slow": {"timeout_seconds": 7200}, "free": {"heartbeat_seconds": null}}'
+    settings = Settings.from_env({**REQUIRED, "PIPELINE_DEADLINES": raw})
+    assert dict(settings.default_deadlines("anything")) == {"heartbeat_seconds": 600}
+    assert dict(settings.default_deadlines("slow")) == {"timeout_seconds": 7200}  # replaces "*" whole
+    assert dict(settings.default_deadlines("free")) == {}  # null: none, whatever "*" says
+
+
+def test_no_pipeline_deadlines_means_no_default() -> None:
+    settings = Settings.from_env({**REQUIRED, "PIPELINE_DEADLINES": ""})
+    assert dict(settings.default_deadlines("p")) == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("{not json", "not JSON"),
+        ('["*"]', "must be a JSON object"),
+        ('{"p": 600}', "the entry of 'p' is not"),
+        ('{"p": {"heartbeat": 600}}', "the entry of 'p' is not"),
+        ('{"p": {"heartbeat_seconds": 0}}', "p.heartbeat_seconds must be 1 to 31622400 seconds"),
+        ('{"p": {"timeout_seconds": 1.5}}', "p.timeout_seconds must be"),
+        ('{"p": {"timeout_seconds": true}}', "p.timeout_seconds must be"),
+        ('{"p": {"timeout_seconds": "60"}}', "p.timeout_seconds must be"),
+        ('{"p": {"timeout_seconds": 99999999999}}', "p.timeout_seconds must be"),
+    ],
+)
+def test_a_malformed_pipeline_deadlines_fails_fast_saying_what(raw: str, says: str) -> None:
+    with pytest.raises(SettingsError, match="PIPELINE_DEADLINES") as error:
+        Settings.from_env({**REQUIRED, "PIPELINE_DEADLINES": raw})
+    assert says in str(error.value)
