@@ -172,6 +172,14 @@ class JobView(BaseModel):
     created_at: str
     updated_at: str
     state_entered_at: str
+    pending_seconds: float | None = Field(
+        None, description="this generation's wait, created_at -> run_at (null until it runs)"
+    )
+    run_seconds: float | None = Field(
+        None,
+        description="this generation's run, run_at -> its finish or fail (or reset), or -> now while "
+        "RUNNING (null until it runs); fixed once the run ended, whatever follows",
+    )
     owner: str = Field("admin", description="who created it: a producer key's id, or admin")
     queued_events: int = Field(0, description="events accepted and not applied yet")
     allowed_events: list[str] = Field(

@@ -256,7 +256,7 @@ class ApiService:
         self._seen(created.job)  # (its place: what a key's first event is pinned to)
         url = callback_url(base_url, created.job.uuid, created.callback_token)
         return {
-            "job": created.job.public(created.data, url),
+            "job": created.job.public(created.data, url, now=self.clock.now()),
             "token": created.token,
             "callback_url": url,
         }
@@ -267,7 +267,7 @@ class ApiService:
         current `callback_url`."""
         job, actor = self._job(uuid, token)
         url = self._callback_url(job, base_url) if actor is Actor.ADMIN and base_url else None
-        body = job.public(self.repo.get_data(job.uuid), url)
+        body = job.public(self.repo.get_data(job.uuid), url, now=self.clock.now())
         projected = job.projected_state
         body["allowed_events"] = (
             allowed_events(State(projected), actor) if projected in State.__members__ else []
@@ -310,7 +310,8 @@ class ApiService:
         if where.updated_after and where.updated_before and where.updated_after > where.updated_before:
             raise InvalidRequest("updated_after is later than updated_before")
         page = self.repo.list_jobs(where, _limit(limit, MAX_LIST_LIMIT), cursor or None)
-        return {"jobs": [job.public() for job in page.jobs], "next": page.next}
+        now = self.clock.now()
+        return {"jobs": [job.public(now=now) for job in page.jobs], "next": page.next}
 
     # -- events --------------------------------------------------------------------------------------
 

@@ -213,6 +213,7 @@ def bind_models(
         retired_at = UnicodeAttribute(null=True)
         reset_at = UnicodeAttribute(null=True)
         canceled_at = UnicodeAttribute(null=True)
+        run_end = UnicodeAttribute(null=True)  # the run's end (finished_at moves on `indexed`)
         # (short names where the item would otherwise pass 1 KB, which doubles its write units)
         accepted_state = UnicodeAttribute(null=True, attr_name="acc_state")
         accepted_generation = NumberAttribute(null=True, attr_name="acc_gen")
@@ -406,6 +407,7 @@ class DynamoJobRepository:
             agent=item.agent,
             task=item.task,
             state_times=times,
+            run_ended_at=item.run_end,
             deleted_at=item.deleted_at,
             erased_objects=int(item.erased_objects or 0),
             accepted_state=item.accepted_state,
@@ -713,6 +715,8 @@ class DynamoJobRepository:
             field = STATE_TIME_FIELDS[c.to_state]
             if field != "created_at":
                 actions.append(getattr(J, field).set(stamp))
+            if c.expected_state is State.RUNNING:
+                actions.append(J.run_end.set(stamp))  # run_seconds ends here, whatever follows
         if c.seq is not None:
             actions.append(J.applied_seq.set(c.seq))
         if c.outside_order:
@@ -724,6 +728,7 @@ class DynamoJobRepository:
             # a new run: the timestamps of the last one go (SPEC section 2: the current generation's only)
             actions.append(J.generation.set(generation))
             actions.append(J.erased_objects.remove())
+            actions.append(J.run_end.remove())
             actions.append(J.created_at.set(stamp))
             actions += [
                 getattr(J, name).remove()
