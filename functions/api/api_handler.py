@@ -401,6 +401,14 @@ def list_jobs(
     owner: Annotated[str | None, Query(max_length=32, description="a producer key's id, or admin")] = None,
     updated_after: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
     updated_before: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
+    child_of: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="only jobs whose child_of holds this input id, newest first by creation; the "
+            "other filters apply to the jobs read, so a page may be short (even empty) with a `next`",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
     cursor: Annotated[
         str | None, Query(alias="next", max_length=2048, description="from the last page")
@@ -414,6 +422,7 @@ def list_jobs(
         owner=owner,
         updated_after=updated_after,
         updated_before=updated_before,
+        child_of=child_of,
         limit=limit,
         cursor=cursor,
     )

@@ -63,7 +63,9 @@ class JobRepository(Protocol):
 
     def history(self, uuid: str, limit: int, cursor: str | None) -> HistoryPage: ...
 
-    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage: ...
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
+        """A page of jobs, newest first, never by a scan; `cursor` from a page of the same listing
+        (else InvalidRequest). With `where.child_of`, ordered by creation and possibly short."""
 
     def replace_tokens(
         self, uuid: str, expected_hash: str | None, tokens: TokenState, callback_nonce: str | None = None

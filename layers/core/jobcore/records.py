@@ -378,3 +378,5 @@ class JobFilter:
     tag: str | None = None
     updated_after: str | None = None
     updated_before: str | None = None
+    # an id in the jobs' child_of: the jobs that analysed this input (ordered by creation, not update)
+    child_of: str | None = None
