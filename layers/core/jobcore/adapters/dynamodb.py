@@ -90,13 +90,6 @@ IDEMPOTENCY_SK_PREFIX: Final = "IDEM#"
 ALL_JOBS: Final = "JOB"
 KEY_SK: Final = "KEY"
 ALL_KEYS: Final = "KEY"
-LINEAGE_PREFIX: Final = "CHILD#"
-# TransactWriteItems takes 100 items: the job, its data, and this many lineage items.
-LINEAGE_IN_CREATE: Final = 98
-# A lineage listing reads at most this many lineage items per request (a page may come back short, or
-# empty, with a `next` cursor, when filters or deletions leave out most of them).
-LINEAGE_READS_PER_PAGE: Final = 1000
-_BATCH_GET: Final = 100
 
 # Error codes that mean "the machinery is busy", not "the request is wrong".
 _TRANSIENT_CODES: Final = frozenset(
@@ -119,6 +112,15 @@ def pk(uuid: str) -> str:
 
 def key_pk(key_id: str) -> str:
     return f"KEY#{key_id}"
+
+
+LINEAGE_PREFIX: Final = "CHILD#"
+# TransactWriteItems takes 100 items: the job, its data, and this many lineage items.
+LINEAGE_IN_CREATE: Final = 98
+# A lineage listing reads at most this many lineage items per request (a page may come back short, or
+# empty, with a `next` cursor, when filters or deletions leave out most of them).
+LINEAGE_READS_PER_PAGE: Final = 1000
+_BATCH_GET: Final = 100
 
 
 def lineage_pk(parent: str) -> str:
