@@ -61,7 +61,7 @@ def _filters(
     }
 
 
-def _duration(seconds: Any) -> str:
+def _elapsed(seconds: Any) -> str:
     """A duration in at most six characters: 42.5s, 4m05s, 2h03m, 3d04h ('' for none)."""
     if not isinstance(seconds, int | float):
         return ""
@@ -89,7 +89,7 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
             "pipeline": str(job.get("pipeline_uuid") or ""),
             "name": str(job.get("name") or ""),
             "tags": ", ".join(job.get("tags") or []),
-            "run": _duration(job.get("run_seconds")),
+            "run": _elapsed(job.get("run_seconds")),
             "updated": _short_time(job.get("updated_at")),
         }
         for job in listed
@@ -228,7 +228,7 @@ def jobs_show(
         if field == "state":
             rendered = _state(value)
         elif field in ("pending_seconds", "run_seconds") and isinstance(value, int | float):
-            rendered = f"{value:.3f} s" + (f" ({_duration(value)})" if value >= 60 else "")
+            rendered = f"{value:.3f} s" + (f" ({_elapsed(value)})" if value >= 60 else "")
             if field == "run_seconds" and job.get("state") == "RUNNING":
                 rendered += " so far"
         elif isinstance(value, list | dict):
