@@ -344,6 +344,7 @@ class Client:
         owner: str | None = None,
         updated_after: str | _dt.datetime | None = None,
         updated_before: str | _dt.datetime | None = None,
+        child_of: str | None = None,
         limit: int | None = None,
         page_size: int = 100,
     ) -> Iterator[dict[str, Any]]:
@@ -351,6 +352,8 @@ class Client:
         an admin, only its own for a producer key.
 
         owner: a producer key's id, or "admin" (an admin's filter; a key may name only its own id).
+        child_of: an input id: the jobs whose child_of holds it (which jobs analysed it?), newest first
+        by creation rather than by update; the other filters apply too.
         limit: the most jobs to yield (None: all). Each yielded item is the job's representation.
         """
         query = _compact(
@@ -361,6 +364,7 @@ class Client:
                 "owner": owner,
                 "updated_after": _timestamp(updated_after),
                 "updated_before": _timestamp(updated_before),
+                "child_of": child_of,
             }
         )
         yielded = 0
@@ -763,6 +767,24 @@ class Job:
     @property
     def allowed_events(self) -> list[str]:
         return list(self.raw.get("allowed_events") or [])
+
+    @property
+    def child_of(self) -> list[str]:
+        """The ids of the inputs the job analyses."""
+        return list(self.raw.get("child_of") or [])
+
+    @property
+    def pending_seconds(self) -> float | None:
+        """How long this generation waited, created -> run (None until it runs), as last fetched."""
+        value = self.raw.get("pending_seconds")
+        return None if value is None else float(value)
+
+    @property
+    def run_seconds(self) -> float | None:
+        """How long this generation ran, run -> finish or fail (None until it runs); while RUNNING,
+        up to when it was last fetched (`refresh()` for now)."""
+        value = self.raw.get("run_seconds")
+        return None if value is None else float(value)
 
     @property
     def callback_url(self) -> str | None:

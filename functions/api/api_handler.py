@@ -172,6 +172,14 @@ class JobView(BaseModel):
     created_at: str
     updated_at: str
     state_entered_at: str
+    pending_seconds: float | None = Field(
+        None, description="this generation's wait, created_at -> run_at (null until it runs)"
+    )
+    run_seconds: float | None = Field(
+        None,
+        description="this generation's run, run_at -> its finish or fail (or reset), or -> now while "
+        "RUNNING (null until it runs); fixed once the run ended, whatever follows",
+    )
     owner: str = Field("admin", description="who created it: a producer key's id, or admin")
     heartbeat_seconds: int | None = Field(
         None, description="longest silence allowed while RUNNING, INDEXING or VALIDATING (SPEC 3a)"
@@ -402,6 +410,14 @@ def list_jobs(
     owner: Annotated[str | None, Query(max_length=32, description="a producer key's id, or admin")] = None,
     updated_after: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
     updated_before: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
+    child_of: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="only jobs whose child_of holds this input id, newest first by creation; the "
+            "other filters apply to the jobs read, so a page may be short (even empty) with a `next`",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
     cursor: Annotated[
         str | None, Query(alias="next", max_length=2048, description="from the last page")
@@ -415,6 +431,7 @@ def list_jobs(
         owner=owner,
         updated_after=updated_after,
         updated_before=updated_before,
+        child_of=child_of,
         limit=limit,
         cursor=cursor,
     )

@@ -62,10 +62,25 @@ def _filters(
     }
 
 
+def _elapsed(seconds: Any) -> str:
+    """A duration in at most six characters: 42.5s, 4m05s, 2h03m, 3d04h ('' for none)."""
+    if not isinstance(seconds, int | float):
+        return ""
+    whole = int(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86_400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86_400}d{whole % 86_400 // 3600:02d}h"
+
+
 def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width: int | None = None) -> Table:
-    """One row per job; NAME and TAGS only when some job has one. The uuid, state, generation and time
-    always show whole: on a terminal too narrow for every column (`width`), NAME and TAGS are left out
-    (`jobs show` and `--json` have them) and the time loses its seconds."""
+    """One row per job; NAME and TAGS only when some job has one, RUN (run_seconds) only when some job
+    ran. The uuid, state, generation and time always show whole: on a terminal too narrow for every
+    column (`width`), NAME and TAGS are left out (`jobs show` and `--json` have them) and the time loses
+    its seconds; then RUN too, if it still does not fit (an 80-column terminal: 100 have room for it)."""
     listed = list(jobs)
     rows = [
         {
@@ -75,21 +90,28 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
             "pipeline": str(job.get("pipeline_uuid") or ""),
             "name": str(job.get("name") or ""),
             "tags": ", ".join(job.get("tags") or []),
+            "run": _elapsed(job.get("run_seconds")),
             "updated": _short_time(job.get("updated_at")),
         }
         for job in listed
     ]
     optional = [key for key in ("name", "tags") if any(row[key] for row in rows)]
+    run = [key for key in ("run",) if any(row[key] for row in rows)]
 
     def widest(key: str, header: str) -> int:
         return max([len(header)] + [len(row[key]) for row in rows])
 
-    natural = 36 + widest("state", "STATE") + 3 + min(widest("pipeline", "PIPELINE"), 24) + 19
-    natural += sum(min(widest(key, key), 16) for key in optional) + 2 * (4 + len(optional)) + 1
-    if width is not None and natural > width:
+    def natural(optional: list[str], run: list[str], pipeline: int, time: int) -> int:
+        columns = 36 + widest("state", "STATE") + 3 + min(widest("pipeline", "PIPELINE"), pipeline) + time
+        columns += sum(min(widest(key, key), 16) for key in optional) + sum(widest(key, key) for key in run)
+        return columns + 2 * (4 + len(optional) + len(run)) + 1
+
+    if width is not None and natural(optional, run, 24, 19) > width:
         optional = []
         for row in rows:
             row["updated"] = row["updated"][:16]
+        if natural([], run, len("PIPELINE"), 16) > width:
+            run = []
     table = Table(
         title=title,
         title_justify="left",
@@ -104,10 +126,14 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
     table.add_column("PIPELINE", overflow="ellipsis", min_width=6)  # whole in `jobs show`
     for key in optional:
         table.add_column(key.upper(), overflow="fold")
+    for key in run:
+        table.add_column(key.upper(), justify="right", no_wrap=True, min_width=widest(key, key))
     table.add_column("UPDATED (UTC)", no_wrap=True, min_width=len(rows[0]["updated"]) if rows else 13)
     for row in rows:
         cells = {**{key: escape(value) for key, value in row.items()}, "state": _state(row["state"])}
-        table.add_row(*(cells[key] for key in ("uuid", "state", "gen", "pipeline", *optional, "updated")))
+        table.add_row(
+            *(cells[key] for key in ("uuid", "state", "gen", "pipeline", *optional, *run, "updated"))
+        )
     return table
 
 
@@ -118,6 +144,7 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
         "pipelinejobs jobs list --state FAILED --pipeline pipe-1 --limit 200",
         "pipelinejobs jobs list --tag nightly --updated-after 2024-05-01T00:00:00Z --all --json",
         "pipelinejobs jobs list --owner Xk3v9QmL2a_B   # the jobs of one producer key",
+        "pipelinejobs jobs list --child-of m1 --all   # every job that analysed input m1",
     ),
 )
 @_friendly
@@ -136,6 +163,14 @@ def jobs_list(
             show_default=False,
         ),
     ] = None,
+    child_of: Annotated[
+        str | None,
+        typer.Option(
+            "--child-of",
+            help="Only jobs of this input id (their child_of holds it), newest first by creation.",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many jobs.", min=1)] = 50,
     all_jobs: Annotated[
         bool, typer.Option("--all", help="Show every matching job (pages through all).")
@@ -147,6 +182,8 @@ def jobs_list(
     filters = _filters(state, pipeline, tag, updated_after, updated_before)
     if owner:
         filters["owner"] = owner
+    if child_of:
+        filters["child_of"] = child_of
     # One more than shown tells whether there are more.
     jobs = list(client.iter_jobs(**filters, limit=None if all_jobs else limit + 1))
     more = not all_jobs and len(jobs) > limit
@@ -173,7 +210,8 @@ def jobs_show(
     uuid: Annotated[str, typer.Argument(help="The job's uuid.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Show one job: state, generation, timestamps, archive path, data and allowed events."""
+    """Show one job: state, generation, timestamps, durations, inputs, archive path, data and allowed
+    events."""
     job = _config(ctx).client().get_job_data(uuid)
     if as_json:
         _print_json(job)
@@ -182,6 +220,7 @@ def jobs_show(
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     first = ["uuid", "state", "generation", "last_event", "pipeline_uuid", "name", "tags", "archive_path"]
+    first += ["child_of", "pending_seconds", "run_seconds"]
     skip = {"data", "allowed_events", "callback_url"}
     for field in first + sorted(k for k in job if k not in first and k not in skip):
         value = job.get(field)
@@ -189,6 +228,10 @@ def jobs_show(
             continue
         if field == "state":
             rendered = _state(value)
+        elif field in ("pending_seconds", "run_seconds") and isinstance(value, int | float):
+            rendered = f"{value:.3f} s" + (f" ({_elapsed(value)})" if value >= 60 else "")
+            if field == "run_seconds" and job.get("state") == "RUNNING":
+                rendered += " so far"
         elif isinstance(value, list | dict):
             rendered = escape(", ".join(map(str, value)) if isinstance(value, list) else json.dumps(value))
         else:

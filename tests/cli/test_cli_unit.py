@@ -179,6 +179,75 @@ def test_jobs_list_on_an_80_column_terminal_keeps_uuids_and_times_whole(runner, 
     assert "nightly" not in result.stdout and "TAGS" not in result.stdout
 
 
+def test_jobs_list_of_an_input_sends_child_of_and_shows_how_long_each_ran(runner, fake_api, monkeypatch):
+    # given a terminal of 120 columns and the jobs of input m1, one running, one finished, one waiting
+    monkeypatch.setenv("COLUMNS", "120")
+    listed = [
+        job(U1, "RUNNING", run_seconds=245.5),
+        job(U2, "FINISHED", run_seconds=7384.0),
+        job(U3, "CREATED", run_seconds=None),
+    ]
+    fake_api.route("GET", "/jobs", 200, {"jobs": listed, "next": None})
+    # when they are listed
+    result = invoke(runner, fake_api, "jobs", "list", "--child-of", "m1")
+    # then the filter is sent, and each row shows its run (none for the job that has not run)
+    assert result.exit_code == 0, result.stderr
+    assert fake_api.requests[0].query == {"child_of": "m1", "limit": "51"}
+    lines = result.stdout.splitlines()
+    assert "RUN" in lines[0].split()
+    assert "4m05s" in next(line for line in lines if U1 in line)
+    assert "2h03m" in next(line for line in lines if U2 in line)
+    assert not any(text in next(line for line in lines if U3 in line) for text in ("s ", "m ", "h "))
+    assert max(len(line) for line in lines) <= 120
+
+
+@pytest.mark.parametrize("state", ["VALIDATING", "RUNNING"])
+def test_jobs_list_with_runs_on_an_80_column_terminal_still_fits(runner, fake_api, monkeypatch, state):
+    # given a terminal of 80 columns and jobs that ran, with tags
+    monkeypatch.setenv("COLUMNS", "80")
+    listed = [job(U1, state, run_seconds=12.25), job(U2, "FINISHED", run_seconds=90061.0)]
+    fake_api.route("GET", "/jobs", 200, {"jobs": listed, "next": None})
+    # when they are listed
+    result = invoke(runner, fake_api, "jobs", "list")
+    # then every line fits and uuids, states and times are whole (the runs are in `jobs show`)
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for text in (U1, U2, state, "2024-05-01 12:00"):
+        assert text in result.stdout
+
+
+def test_jobs_show_prints_inputs_and_durations(runner, fake_api):
+    # given a running job of two inputs that waited 1.5 s and has run for 62.25 s
+    representation = job(
+        U1,
+        "RUNNING",
+        child_of=["m1", "m2"],
+        pending_seconds=1.5,
+        run_seconds=62.25,
+        data={},
+        allowed_events=[],
+    )
+    fake_api.route("GET", f"/jobs/{U1}", 200, representation)
+    # when it is shown
+    result = invoke(runner, fake_api, "jobs", "show", U1)
+    # then its inputs and both durations are there, the run marked as still counting
+    assert result.exit_code == 0, result.stderr
+    rows = {
+        line.split()[0]: line.split(None, 1)[1].strip() for line in result.stdout.splitlines() if line.strip()
+    }
+    assert rows["child_of"] == "m1, m2"
+    assert rows["pending_seconds"] == "1.500 s"
+    assert rows["run_seconds"] == "62.250 s (1m02s) so far"
+
+
+def test_jobs_show_leaves_out_the_durations_of_a_job_that_never_ran(runner, fake_api):
+    representation = job(U1, "CREATED", pending_seconds=None, run_seconds=None, data={}, allowed_events=[])
+    fake_api.route("GET", f"/jobs/{U1}", 200, representation)
+    result = invoke(runner, fake_api, "jobs", "show", U1)
+    assert result.exit_code == 0, result.stderr
+    assert "pending_seconds" not in result.stdout and "run_seconds" not in result.stdout
+
+
 def test_jobs_list_says_when_more_match_than_shown(runner, fake_api):
     fake_api.route("GET", "/jobs", 200, {"jobs": [job(U1), job(U2), job(U3)], "next": "c"})
     result = invoke(runner, fake_api, "jobs", "list", "--limit", "2", "--json")

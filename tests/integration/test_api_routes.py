@@ -524,7 +524,7 @@ def test_openapi_document_is_valid_and_describes_every_route(api: Api) -> None:
     assert "400" in paths["/jobs/{uuid}/events"]["post"]["responses"]
     assert document["servers"] == [{"url": "https://api.example.com"}]
     assert {p["name"] for p in paths["/jobs"]["get"]["parameters"]} == {
-        "state", "pipeline_uuid", "tag", "owner", "updated_after", "updated_before", "limit", "next",
+        "state", "pipeline_uuid", "tag", "owner", "updated_after", "updated_before", "child_of", "limit", "next",
     }  # fmt: skip
 
 

@@ -412,6 +412,29 @@ def test_iter_jobs_follows_the_cursor_and_sends_the_filters(fake_api, fake_clien
     assert [r.query.get("next") for r in fake_api.requests] == [None, "c1", "c2"]
 
 
+def test_list_jobs_of_an_input_sends_child_of_and_shows_lineage_and_durations(fake_api, fake_client):
+    # given: the jobs of input m1, one finished, one waiting
+    listed = [
+        {
+            **JOB,
+            "uuid": "j1",
+            "state": "FINISHED",
+            "child_of": ["m1", "m2"],
+            "pending_seconds": 1.5,
+            "run_seconds": 62.25,
+        },
+        {**JOB, "uuid": "j2", "child_of": ["m1"], "pending_seconds": None, "run_seconds": None},
+    ]
+    fake_api.route("GET", "/jobs", 200, {"jobs": listed, "next": None})
+    # when
+    finished, waiting = fake_client.list_jobs(child_of="m1", state="FINISHED")
+    # then: the filter is sent with the others, and the handles show what the API said
+    assert fake_api.requests[0].query == {"child_of": "m1", "state": "FINISHED", "limit": "100"}
+    assert (finished.child_of, finished.pending_seconds, finished.run_seconds) == (["m1", "m2"], 1.5, 62.25)
+    assert (waiting.child_of, waiting.pending_seconds, waiting.run_seconds) == (["m1"], None, None)
+    assert fake_api.calls("GET", f"/jobs/{UUID}") == []
+
+
 def test_a_listed_job_fetches_its_data_on_first_use(fake_api, fake_client):
     # given: listings carry no data
     fake_api.route("GET", "/jobs", 200, {"jobs": [{**JOB, "data": None}], "next": None})

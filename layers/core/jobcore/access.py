@@ -100,7 +100,8 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 # A pipeline id quoted back is at most 32 characters: shorter than any credential (a job token has 47, a
 # producer key 60) and than a key's secret or a hash (43), so none can hide in one, whole or in part.
 _SHOWN_PIPELINE: Final = re.compile(r"[A-Za-z0-9._:-]{1,32}")
-# What POST /jobs accepts as a pipeline id (jobcore.models.Identifier): a key's scope holds only those.
+# What POST /jobs accepts as a pipeline id or an input id (jobcore.models.Identifier): a key's scope
+# holds only those, and child_of only those.
 _PIPELINE_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _KNOWN_JOBS: Final = 10_000
 MAX_KEY_LABEL: Final = 100
@@ -256,7 +257,7 @@ class ApiService:
         self._seen(created.job)  # (its place: what a key's first event is pinned to)
         url = callback_url(base_url, created.job.uuid, created.callback_token)
         return {
-            "job": created.job.public(created.data, url),
+            "job": created.job.public(created.data, url, now=self.clock.now()),
             "token": created.token,
             "callback_url": url,
         }
@@ -267,7 +268,7 @@ class ApiService:
         current `callback_url`."""
         job, actor = self._job(uuid, token)
         url = self._callback_url(job, base_url) if actor is Actor.ADMIN and base_url else None
-        body = job.public(self.repo.get_data(job.uuid), url)
+        body = job.public(self.repo.get_data(job.uuid), url, now=self.clock.now())
         projected = job.projected_state
         body["allowed_events"] = (
             allowed_events(State(projected), actor) if projected in State.__members__ else []
@@ -284,12 +285,21 @@ class ApiService:
         owner: str | None = None,
         updated_after: str | None = None,
         updated_before: str | None = None,
+        child_of: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """Jobs newest first (by updated_at), through the table's indexes. An admin lists every job
-        (`owner`: only those of a key's id, or `admin`); a producer key only its own."""
+        (`owner`: only those of a key's id, or `admin`); a producer key only its own.
+
+        `child_of`: the jobs whose child_of holds this id (which jobs analysed this input?), newest
+        first by creation (each job's current incarnation), with every other filter applied to the
+        jobs read; such a page may hold fewer than `limit` jobs, even none, with a `next` cursor (see
+        jobcore.adapters.dynamodb)."""
         kind = self._kind(token)
+        child_of = child_of or None
+        if child_of is not None and not _PIPELINE_ID.fullmatch(child_of):
+            raise InvalidRequest("child_of must be an input id: 1 to 128 of A-Z a-z 0-9 _ . : -")
         if owner is not None and owner != str(Actor.ADMIN) and not is_key_id(owner):
             raise InvalidRequest("owner must be a producer key's id or 'admin'")
         if kind is Actor.KEY:
@@ -306,11 +316,13 @@ class ApiService:
             tag=tag or None,
             updated_after=_timestamp(updated_after, "updated_after"),
             updated_before=_timestamp(updated_before, "updated_before", upper=True),
+            child_of=child_of,
         )
         if where.updated_after and where.updated_before and where.updated_after > where.updated_before:
             raise InvalidRequest("updated_after is later than updated_before")
         page = self.repo.list_jobs(where, _limit(limit, MAX_LIST_LIMIT), cursor or None)
-        return {"jobs": [job.public() for job in page.jobs], "next": page.next}
+        now = self.clock.now()
+        return {"jobs": [job.public(now=now) for job in page.jobs], "next": page.next}
 
     # -- events --------------------------------------------------------------------------------------
 

@@ -64,7 +64,9 @@ class JobRepository(Protocol):
 
     def history(self, uuid: str, limit: int, cursor: str | None) -> HistoryPage: ...
 
-    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage: ...
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
+        """A page of jobs, newest first, never by a scan; `cursor` from a page of the same listing
+        (else InvalidRequest). With `where.child_of`, ordered by creation and possibly short."""
 
     def overdue(self, now_ms: int, limit: int) -> list[Overdue]:
         """Jobs whose heartbeat or timeout was due before `now_ms`, from the deadline indexes (never a

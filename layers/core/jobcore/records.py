@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -51,6 +52,20 @@ class Outcome(StrEnum):
     QUEUED = "queued"
 
 
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def _seconds(value: float) -> float:
+    return round(max(0.0, value), 3)  # (never negative: another machine's clock may be a little behind)
+
+
+def _earliest_end(times: dict[str, str]) -> str | None:
+    """The end of a run recorded before run_ended_at was: the earliest of the states a run ends in."""
+    ends = [times[name] for name in ("finished_at", "failed_at", "reset_at") if name in times]
+    return min(ends, default=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     uuid: str
@@ -71,6 +86,9 @@ class Job:
     agent: str | None = None
     task: str | None = None
     state_times: dict[str, str] = field(default_factory=dict)
+    # When the current generation's run ended (it left RUNNING: finish, fail, reset). Kept apart from
+    # finished_at, which `indexed` moves when it brings the job back to FINISHED.
+    run_ended_at: str | None = None
     deleted_at: str | None = None
     erased_objects: int = 0
     # The API's order (SPEC section 3, "a 202 is a promise"): the state and generation the job will
@@ -117,8 +135,29 @@ class Job:
         """Events the API accepted that the worker has not applied (or recorded) yet."""
         return max(0, self.accepted_seq - self.applied_seq)
 
-    def public(self, data: dict[str, Any] | None = None, callback_url: str | None = None) -> dict[str, Any]:
-        """The job as users see it: no token, no hash, nothing secret."""
+    def durations(self, now: float) -> tuple[float | None, float | None]:
+        """(pending_seconds, run_seconds) of the current generation, in seconds to the millisecond.
+
+        Pending is created -> run: None until the job runs. Run is run -> the run's end (finish,
+        fail, or a reset while running), or -> `now` while it is RUNNING: None until it runs. Both
+        stay fixed once the run ended, whatever follows (index, validate, retire); a new generation
+        (after a reset) starts afresh, from its own created_at."""
+        run_at = self.state_times.get("run_at")
+        if run_at is None:
+            return None, None
+        started = _epoch(run_at)
+        pending = _seconds(started - _epoch(self.created_at))
+        if self.state is State.RUNNING:
+            return pending, _seconds(now - started)
+        ended = self.run_ended_at or _earliest_end(self.state_times)
+        return pending, None if ended is None else _seconds(_epoch(ended) - started)
+
+    def public(
+        self, data: dict[str, Any] | None = None, callback_url: str | None = None, *, now: float
+    ) -> dict[str, Any]:
+        """The job as users see it: no token, no hash, nothing secret. `now`: the clock's time, for
+        the run_seconds of a running job."""
+        pending_seconds, run_seconds = self.durations(now)
         body: dict[str, Any] = {
             "uuid": self.uuid,
             "pipeline_uuid": self.pipeline_uuid,
@@ -135,6 +174,8 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "state_entered_at": self.state_entered_at,
+            "pending_seconds": pending_seconds,
+            "run_seconds": run_seconds,
             "owner": self.owner,
         }
         body.update(self.state_times)
@@ -381,3 +422,5 @@ class JobFilter:
     tag: str | None = None
     updated_after: str | None = None
     updated_before: str | None = None
+    # an id in the jobs' child_of: the jobs that analysed this input (ordered by creation, not update)
+    child_of: str | None = None

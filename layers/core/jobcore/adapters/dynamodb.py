@@ -7,6 +7,7 @@
 | history | `JOB#<uuid>` | `EVT#<event_id>` | one per event; the key is the dedup record, the LSI `history` orders them |
 | idempotency | `JOB#<uuid>` | `IDEM#<incarnation>#<hash of the key>` | what an Idempotency-Key was first used for (written with the acceptance it records) |
 | producer key | `KEY#<id>` | `KEY` | one per key: its hash (never the key), label, scope, expiry, revocation; found by the id in the key (GetItem, never a scan) |
+| lineage | `CHILD#<parent id>` | `JOB#<uuid>` | one per entry of a job's `child_of`, written with the job (unconditional puts: a job created again rewrites its own); `idx_all = CHILD#<parent id>` and `updated_at = <created_at>#<uuid>` put it in `by_updated` under its parent, for `GET /jobs?child_of=` |
 
 Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline`, `idx_owner` (sorted by `updated_at`); a
 deleted job drops its `idx_*` attributes and so leaves every listing, while its history stays.
@@ -19,7 +20,15 @@ sets it (`if_not_exists(hb, never) + now`, so the write needs no read of the job
 leaving the deadline's states. The index then holds exactly the running deadlines, and the sweeper
 reads only the overdue end of each shard. Producer
 keys are listed through `by_updated` too, in their own partition (`idx_all = KEY`), which no job listing
-reads.
+reads; so are lineage items, one partition per parent id.
+
+The jobs of a parent (`child_of`) are listed from its lineage items (a Query of its partition, newest
+first by the job's creation: a lineage item is written once, never per event, so it cannot follow
+updated_at), then a BatchGetItem of those jobs, whose current item decides the rest: a deleted job is
+left out (its lineage items stay), and the other filters (owner, state, pipeline, tag, updated time)
+are applied to it. Up to LINEAGE_IN_CREATE lineage items ride in the creation's transaction; the rest
+of a long `child_of` (up to 1,000) follow in BatchWriteItems, and a refused duplicate creation of such
+a job writes them again, so a creation cut short between the two is made whole by its retry.
 
 Every model of the table and the repository's transactions go through ONE botocore client, made when
 the repository is built (a Lambda container's init) on the botocore session it is given, which the
@@ -120,6 +129,19 @@ def pk(uuid: str) -> str:
 
 def key_pk(key_id: str) -> str:
     return f"KEY#{key_id}"
+
+
+LINEAGE_PREFIX: Final = "CHILD#"
+# TransactWriteItems takes 100 items: the job, its data, and this many lineage items.
+LINEAGE_IN_CREATE: Final = 98
+# A lineage listing reads at most this many lineage items per request (a page may come back short, or
+# empty, with a `next` cursor, when filters or deletions leave out most of them).
+LINEAGE_READS_PER_PAGE: Final = 1000
+_BATCH_GET: Final = 100
+
+
+def lineage_pk(parent: str) -> str:
+    return f"{LINEAGE_PREFIX}{parent}"
 
 
 def _idempotency_sk(incarnation: int, key_hash: str) -> str:
@@ -245,6 +267,7 @@ def bind_models(
         retired_at = UnicodeAttribute(null=True)
         reset_at = UnicodeAttribute(null=True)
         canceled_at = UnicodeAttribute(null=True)
+        run_end = UnicodeAttribute(null=True)  # the run's end (finished_at moves on `indexed`)
         # (short names where the item would otherwise pass 1 KB, which doubles its write units)
         accepted_state = UnicodeAttribute(null=True, attr_name="acc_state")
         accepted_generation = NumberAttribute(null=True, attr_name="acc_gen")
@@ -340,6 +363,32 @@ def bind_models(
     return JobItem, HistoryItem, DataItem, IdempotencyItem, KeyItem
 
 
+def bind_lineage_model(
+    table_name: str, region: str, host: str | None, connection: SharedConnection | None = None
+) -> type[Any]:
+    """The model of lineage items (a job's parents), bound like bind_models' models."""
+
+    class LineageByCreation(GlobalSecondaryIndex[Any]):
+        Meta = type("Meta", (), {"index_name": "by_updated", "projection": AllProjection()})
+        idx_all = UnicodeAttribute(hash_key=True)
+        updated_at = UnicodeAttribute(range_key=True)
+
+    class LineageItem(Model):
+        Meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host})  # type: ignore[assignment]
+        pk = UnicodeAttribute(hash_key=True)  # CHILD#<parent id>
+        sk = UnicodeAttribute(range_key=True)  # JOB#<uuid>
+        idx_all = UnicodeAttribute()  # = pk: the parent's partition of by_updated
+        updated_at = UnicodeAttribute()  # <created_at>#<uuid>: newest first, ties broken by uuid
+        by_creation = LineageByCreation()
+
+    if connection is not None:
+        table: TableConnection = LineageItem._get_connection()
+        shared = SharedConnection(region=region, host=host, owner=connection)
+        shared.add_meta_table(table.get_meta_table())
+        table.connection = shared
+    return LineageItem
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
@@ -422,6 +471,7 @@ class DynamoJobRepository:
         self.JobItem, self.HistoryItem, self.DataItem, self.IdempotencyItem, self.KeyItem = bind_models(
             table_name, region, host, self._connection
         )
+        self.LineageItem = bind_lineage_model(table_name, region, host, self._connection)
         self._connection.client  # noqa: B018 (made now: a container's init, not its first request)
 
     # -- conversions ---------------------------------------------------------------------------------
@@ -460,6 +510,7 @@ class DynamoJobRepository:
             agent=item.agent,
             task=item.task,
             state_times=times,
+            run_ended_at=item.run_end,
             deleted_at=item.deleted_at,
             erased_objects=int(item.erased_objects or 0),
             accepted_state=item.accepted_state,
@@ -550,19 +601,46 @@ class DynamoJobRepository:
         else:
             # the deleted incarnation it follows is still the one there (no concurrent re-creation)
             condition = J.deleted_at.exists() & (J.incarnation == replaces.incarnation)
+        lineage = self._lineage_items(job)
         try:
             with TransactWrite(connection=self._connection) as tx:
                 tx.save(item, condition=condition, return_values="ALL_OLD")
                 tx.save(self.DataItem(pk(job.uuid), DATA_SK, data=_json(data)))
+                for link in lineage[:LINEAGE_IN_CREATE]:
+                    tx.save(link)  # unconditional: a job created again rewrites its own
         except TransactWriteError as error:
             reasons = error.cancellation_reasons or []
             if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
                 old = self._job(J.from_raw_data(reasons[0].raw_item)) if reasons[0].raw_item else None
                 if old is not None and old.deleted and replaces is None:
                     return old
+                if old is not None and not old.deleted:
+                    # (a retry of a creation cut short before the rest of its lineage was written)
+                    self._put_lineage(self._lineage_items(old)[LINEAGE_IN_CREATE:])
                 raise JobExists(f"job {job.uuid} exists", uuid=job.uuid) from None
             raise TransientError(f"creating job {job.uuid} failed: {error.cause_response_code}") from error
+        self._put_lineage(lineage[LINEAGE_IN_CREATE:])
         return None
+
+    def _lineage_items(self, job: Job) -> list[Any]:
+        order = f"{job.created_at}#{job.uuid}"
+        return [
+            self.LineageItem(lineage_pk(parent), pk(job.uuid), idx_all=lineage_pk(parent), updated_at=order)
+            for parent in job.child_of
+        ]
+
+    def _put_lineage(self, items: list[Any]) -> None:
+        """The lineage items beyond what the creation's transaction holds, in BatchWriteItems."""
+        if not items:
+            return
+        try:
+            with self.LineageItem.batch_write() as batch:
+                for link in items:
+                    batch.save(link)
+        except PutError as error:
+            raise TransientError(
+                f"recording the job's inputs failed: {error.cause_response_code}; create it again"
+            ) from error
 
     def accept(self, acceptance: Acceptance) -> AcceptResult:
         J = self.JobItem
@@ -778,6 +856,8 @@ class DynamoJobRepository:
             field = STATE_TIME_FIELDS[c.to_state]
             if field != "created_at":
                 actions.append(getattr(J, field).set(stamp))
+            if c.expected_state is State.RUNNING:
+                actions.append(J.run_end.set(stamp))  # run_seconds ends here, whatever follows
         if c.seq is not None:
             actions.append(J.applied_seq.set(c.seq))
         if c.outside_order:
@@ -789,6 +869,7 @@ class DynamoJobRepository:
             # a new run: the timestamps of the last one go (SPEC section 2: the current generation's only)
             actions.append(J.generation.set(generation))
             actions.append(J.erased_objects.remove())
+            actions.append(J.run_end.remove())
             actions.append(J.created_at.set(stamp))
             actions += [
                 getattr(J, name).remove()
@@ -1027,6 +1108,8 @@ class DynamoJobRepository:
         )
 
     def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
+        if where.child_of is not None:
+            return self._list_children(where, limit, cursor)
         J = self.JobItem
         range_condition = None
         if where.updated_after and where.updated_before:
@@ -1079,6 +1162,54 @@ class DynamoJobRepository:
                 raise InvalidRequest(_BAD_CURSOR) from None  # e.g. a start key outside the time range
             raise TransientError(f"listing jobs failed: {error.cause_response_code}") from error
         return JobPage(jobs, encode_cursor(last_key))
+
+    def _list_children(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
+        """The jobs whose child_of holds where.child_of, newest first by creation: its lineage items,
+        then their jobs (BatchGetItem), filtered on the jobs as they are now. The cursor is the key of
+        the last lineage item this page used, so a page that fills up mid-batch loses nothing."""
+        assert where.child_of is not None
+        partition = lineage_pk(where.child_of)
+        # the cursor must come from a listing of the same parent
+        last_key = decode_cursor(
+            cursor, {"pk": partition, "sk": None, "idx_all": partition, "updated_at": None}
+        )
+        filtered = where != JobFilter(child_of=where.child_of)
+        jobs: list[Job] = []
+        read = 0
+        try:
+            while True:
+                size = _BATCH_GET if filtered else min(_BATCH_GET, limit - len(jobs))
+                results = self.LineageItem.by_creation.query(
+                    partition, scan_index_forward=False, limit=size, last_evaluated_key=last_key
+                )
+                links = list(results)
+                found = (
+                    {
+                        item.pk: self._job(item)
+                        for item in self.JobItem.batch_get([(link.sk, JOB_SK) for link in links])
+                    }
+                    if links
+                    else {}
+                )
+                read += len(links)
+                for link in links:
+                    last_key = {
+                        name: {"S": getattr(link, name)} for name in ("pk", "sk", "idx_all", "updated_at")
+                    }
+                    job = found.get(link.sk)
+                    if job is not None and _matches(job, where):
+                        jobs.append(job)
+                        if len(jobs) >= limit:
+                            return JobPage(jobs, encode_cursor(last_key))
+                last_key = results.last_evaluated_key
+                if not last_key or read >= LINEAGE_READS_PER_PAGE:
+                    return JobPage(jobs, encode_cursor(last_key))
+        except QueryError as error:
+            if cursor and error.cause_response_code == "ValidationException":
+                raise InvalidRequest(_BAD_CURSOR) from None
+            raise TransientError(f"listing jobs failed: {error.cause_response_code}") from error
+        except GetError as error:
+            raise TransientError(f"reading the listed jobs failed: {error.cause_response_code}") from error
 
     # -- producer keys -------------------------------------------------------------------------------
 
@@ -1141,3 +1272,16 @@ class DynamoJobRepository:
                 return None
             raise TransientError(f"revoking the key failed: {error.cause_response_code}") from error
         return self._key(item)
+
+
+def _matches(job: Job, where: JobFilter) -> bool:
+    """Whether a job (read whole, as a lineage listing reads them) passes the listing's other filters."""
+    return (
+        not job.deleted
+        and (where.owner is None or job.owner == where.owner)
+        and (where.state is None or job.state is where.state)
+        and (where.pipeline_uuid is None or job.pipeline_uuid == where.pipeline_uuid)
+        and (where.tag is None or where.tag in job.tags)
+        and (where.updated_after is None or job.updated_at >= where.updated_after)
+        and (where.updated_before is None or job.updated_at <= where.updated_before)
+    )
