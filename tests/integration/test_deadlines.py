@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import Harness
 
 from jobcore.records import HEARTBEAT, TIMEOUT
 
 if TYPE_CHECKING:
     from api_fixtures import Api
+
+    from tests.integration.conftest import Harness
 
 pytest_plugins = ["api_fixtures"]
 
@@ -351,7 +352,8 @@ def test_the_sweeper_handler_queues_the_fail_of_every_overdue_job(
     from pathlib import Path
 
     import sweeper_handler
-    from conftest import FakeContext, metric_totals
+
+    from tests.integration.conftest import FakeContext, metric_totals
 
     h = harness
     monkeypatch.setattr(sweeper_handler, "_deps", lambda: h.service)
@@ -372,7 +374,7 @@ def test_the_sweeper_handler_queues_the_fail_of_every_overdue_job(
 
 
 def test_the_worker_counts_jobs_timed_out(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
-    from conftest import metric_totals
+    from tests.integration.conftest import metric_totals
 
     h = harness
     job = h.create(heartbeat_seconds=60).job
@@ -387,7 +389,8 @@ def test_the_worker_counts_jobs_timed_out(harness: Harness, capsys: pytest.Captu
 def test_the_sweeper_handler_builds_its_own_clients_from_the_environment(harness: Harness) -> None:
     """As Lambda runs it: its clients from the template's environment, the admin key from SSM."""
     import sweeper_handler
-    from conftest import FakeContext
+
+    from tests.integration.conftest import FakeContext
 
     sweeper_handler._deps.cache_clear()
     try:
