@@ -131,6 +131,7 @@ def create_stack_resources(
         parameters=_parameter_values(template, parameters or {}),
         client_factory=client_factory or _boto3_client,
         admin_key=admin_key,
+        conditions=template.get("Conditions") or {},
     )
     for logical_id in stack.creation_order():
         stack.create(logical_id)
@@ -261,7 +262,9 @@ class _Stack:
         parameters: dict[str, str],
         client_factory: ClientFactory,
         admin_key: str | None,
+        conditions: dict[str, Any] | None = None,
     ) -> None:
+        self.conditions = conditions or {}
         self.stack_name = stack_name
         self.resources = resources
         self.parameters = parameters
@@ -352,7 +355,33 @@ class _Stack:
             return str(self.resolve(text)).split(delimiter)
         if key == "Fn::ToJsonString":
             return json.dumps(self.resolve(argument), separators=(",", ":"))
+        if key == "Fn::If":
+            name, when_true, when_false = argument
+            return self.resolve(when_true if self.condition(name) else when_false)
         raise LocalStackError(f"{key} is not emulated by the local stack")
+
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition)."""
+        if name not in self.conditions:
+            raise LocalStackError(f"Fn::If names the condition {name}, which the template does not define")
+        return self._truth(self.conditions[name])
+
+    def _truth(self, value: Any) -> bool:
+        if not isinstance(value, dict) or len(value) != 1:
+            raise LocalStackError(f"condition {value!r} is not emulated by the local stack")
+        (key, argument), *_ = value.items()
+        if key == "Fn::Equals":
+            left, right = (self.resolve(v) for v in argument)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self._truth(argument[0])
+        if key == "Fn::And":
+            return all(self._truth(v) for v in argument)
+        if key == "Fn::Or":
+            return any(self._truth(v) for v in argument)
+        if key == "Condition":
+            return self.condition(argument)
+        raise LocalStackError(f"condition function {key} is not emulated by the local stack")
 
     def _sub(self, argument: Any) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])

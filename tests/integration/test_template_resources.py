@@ -19,6 +19,7 @@ from pipelinejobs.local.resources import (
     read_admin_key,
 )
 from pipelinejobs.local.template import load_template
+from tests.template_helpers import with_condition
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 ADMIN_KEY = "local-admin-key-for-tests-0123456789abcdef"
@@ -52,8 +53,8 @@ def stack(aws: None) -> StackResources:
 def test_create_stack_resources_builds_the_table_of_the_template(
     stack: StackResources, template: dict[str, Any]
 ) -> None:
-    # given the table of the template
-    wanted = template["Resources"]["JobsTable"]["Properties"]
+    # given the table of the template, as deployed by default
+    wanted = with_condition(template["Resources"]["JobsTable"]["Properties"], "HasTimeoutIndex", True)
 
     # when describing the table that was built
     dynamodb = boto3.client("dynamodb")
@@ -77,11 +78,23 @@ def test_create_stack_resources_builds_the_table_of_the_template(
         (i["IndexName"], json.dumps(i["KeySchema"]), i["Projection"]["ProjectionType"])
         for i in wanted["GlobalSecondaryIndexes"]
     }
-    assert len(table["GlobalSecondaryIndexes"]) == 4
+    assert len(table["GlobalSecondaryIndexes"]) == 6
     assert table["SSEDescription"]["Status"] in ("ENABLED", "ENABLING")
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert stack.table_stream_arn == table["LatestStreamArn"]
+
+
+def test_the_first_deploy_of_an_upgrade_builds_no_timeout_index(aws: None) -> None:
+    """TimeoutIndex=false (an older stack's first upgrade deploy): the local stack builds what
+    CloudFormation would, and the functions are told (TIMEOUT_INDEX)."""
+    stack = create_stack_resources(
+        TEMPLATE, stack_name="upgrade-stack", admin_key=ADMIN_KEY, parameters={"TimeoutIndex": "false"}
+    )
+    table = boto3.client("dynamodb").describe_table(TableName=stack.table_name)["Table"]
+    assert "by_timeout" not in {i["IndexName"] for i in table["GlobalSecondaryIndexes"]}
+    assert "by_heartbeat" in {i["IndexName"] for i in table["GlobalSecondaryIndexes"]}
+    assert stack.environment()["TIMEOUT_INDEX"] == "false"
 
 
 def test_create_stack_resources_builds_fifo_queue_with_redrive(stack: StackResources) -> None:
@@ -256,6 +269,8 @@ def test_stack_resources_environment_has_every_variable(stack: StackResources) -
         "TOKEN_ROTATE_USES": "50",
         "TOKEN_ROTATE_SECONDS": "3600",
         "TOKEN_GRACE_SECONDS": "600",
+        "PIPELINE_DEADLINES": "",
+        "TIMEOUT_INDEX": "true",
         "POWERTOOLS_SERVICE_NAME": "pipelinejobs",
         "POWERTOOLS_METRICS_NAMESPACE": "PipelineJobs",
         "POWERTOOLS_LOG_LEVEL": "INFO",

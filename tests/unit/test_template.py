@@ -11,6 +11,7 @@ import pytest
 
 from pipelinejobs.local import validate
 from pipelinejobs.local.template import TemplateError, load_template
+from tests.template_helpers import with_condition
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 DATA_SERVICES = ("dynamodb", "s3", "sqs", "ssm", "events", "kms")
@@ -135,9 +136,9 @@ def test_template_table_is_on_demand_with_pitr_and_encryption(template: dict[str
 
 
 def test_template_table_has_the_listing_and_history_indexes(template: dict[str, Any]) -> None:
-    # given the jobs table
+    # given the jobs table, as deployed by default
     (table,) = _resources_of_type(template, "AWS::DynamoDB::Table").values()
-    properties = table["Properties"]
+    properties = with_condition(table["Properties"], "HasTimeoutIndex", True)
 
     def keys(index: dict[str, Any]) -> tuple[str, ...]:
         return tuple(f"{k['AttributeName']}:{k['KeyType']}" for k in index["KeySchema"])
@@ -184,6 +185,26 @@ def test_template_table_has_the_listing_and_history_indexes(template: dict[str, 
         },
         **{"idx_hb": "S", "idx_to": "S", "hb_at": "N", "to_at": "N"},
     }
+
+
+def test_an_older_stack_upgrades_in_two_deploys_each_adding_one_index(template: dict[str, Any]) -> None:
+    """CloudFormation creates one global secondary index per stack update, and deadlines add two: the
+    first deploy of an upgrade (TimeoutIndex=false) adds by_heartbeat alone, the second by_timeout."""
+    (table,) = _resources_of_type(template, "AWS::DynamoDB::Table").values()
+    before = {"by_updated", "by_state", "by_pipeline", "by_owner"}
+    first = with_condition(table["Properties"], "HasTimeoutIndex", False)
+    second = with_condition(table["Properties"], "HasTimeoutIndex", True)
+    first_names = {i["IndexName"] for i in first["GlobalSecondaryIndexes"]}
+    second_names = {i["IndexName"] for i in second["GlobalSecondaryIndexes"]}
+    assert first_names - before == {"by_heartbeat"}
+    assert second_names - first_names == {"by_timeout"}
+    # no attribute defined that no key uses (CloudFormation refuses it)
+    for properties in (first, second):
+        used = {k["AttributeName"] for k in properties["KeySchema"]}
+        for index in properties["GlobalSecondaryIndexes"] + properties["LocalSecondaryIndexes"]:
+            used |= {k["AttributeName"] for k in index["KeySchema"]}
+        assert {a["AttributeName"] for a in properties["AttributeDefinitions"]} == used
+    assert template["Parameters"]["TimeoutIndex"]["Default"] == "true"
 
 
 def test_template_bucket_is_encrypted_private_versioned_and_tls_only(template: dict[str, Any]) -> None:

@@ -68,9 +68,11 @@ class JobRepository(Protocol):
         """A page of jobs, newest first, never by a scan; `cursor` from a page of the same listing
         (else InvalidRequest). With `where.child_of`, ordered by creation and possibly short."""
 
-    def overdue(self, now_ms: int, limit: int) -> list[Overdue]:
-        """Jobs whose heartbeat or timeout was due before `now_ms`, from the deadline indexes (never a
-        scan), at most `limit`, the longest overdue first within each index shard."""
+    def overdue(
+        self, now_ms: int, limit: int, reasons: tuple[str, ...] = ("heartbeat", "timeout")
+    ) -> list[Overdue]:
+        """Jobs whose deadline of `reasons` (heartbeat, timeout) was due before `now_ms`, from the
+        deadline indexes (never a scan), at most `limit`, the longest overdue first within each shard."""
         ...
 
     def replace_tokens(

@@ -67,7 +67,9 @@ from jobcore.models import (
 from jobcore.ports import AdminKeys, ArchiveStore, EventQueue, JobRepository
 from jobcore.records import (
     DEADLINE_STATES,
+    HEARTBEAT,
     SYSTEM,
+    TIMEOUT,
     ApplyCommand,
     Conflict,
     Effect,
@@ -742,7 +744,8 @@ class JobService:
         if self.queue is None:
             raise TransientError("no queue to send the deadlines' fail events on")
         now = self.clock.now()
-        overdue = self.repo.overdue(int(now * 1000), limit)
+        reasons = (HEARTBEAT, TIMEOUT) if self.settings.timeout_index else (HEARTBEAT,)
+        overdue = self.repo.overdue(int(now * 1000), limit, reasons)
         keyring = self.keyring()
         minute = int(now // 60)
         for job in overdue:

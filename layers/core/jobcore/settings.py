@@ -16,6 +16,7 @@
 | `ERASE_BATCH_SECONDS` | worker | `20` | time one erasure step may take before it hands over to the next message |
 | `ORDER_WAIT_SECONDS` | worker | `60` | how long an accepted event that arrives before the one accepted ahead of it waits for it (then that one is given up as lost) |
 | `PIPELINE_DEADLINES` | api | (none) | default deadlines per pipeline (SPEC section 3a), JSON: `{"<pipeline_uuid>" or "*": {"heartbeat_seconds": n, "timeout_seconds": n}}`; a pipeline's entry replaces `*`'s; a job's own values (or null) win; set by the template parameter `PipelineDeadlines` |
+| `TIMEOUT_INDEX` | sweeper | `true` | `false` while a stack created before deadlines is upgraded in two deploys (its `by_timeout` index not built yet): timeouts are then not swept; set by the template parameter `TimeoutIndex` |
 | `PUBLIC_API_URL` | api | (from the request) | base URL put into callback URLs, when a proxy hides it |
 | `AWS_ENDPOINT_URL` | all | (AWS) | endpoint of an emulator (moto) instead of AWS; set by the local stack |
 | `POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_METRICS_NAMESPACE` | all | | logging and metrics (Powertools) |
@@ -55,6 +56,7 @@ class Settings:
     public_api_url: str | None = None
     # pipeline uuid (or "*": every other) -> its default {"heartbeat_seconds": n, "timeout_seconds": n}
     deadlines: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: MappingProxyType({}))
+    timeout_index: bool = True
 
     def default_deadlines(self, pipeline_uuid: str) -> Mapping[str, int]:
         """The deadlines a job of this pipeline gets when its creation does not name them: the
@@ -100,6 +102,7 @@ class Settings:
             order_wait_seconds=float(integer("ORDER_WAIT_SECONDS", 60)),
             public_api_url=env.get("PUBLIC_API_URL") or None,
             deadlines=_deadlines(env.get("PIPELINE_DEADLINES") or "", problems),
+            timeout_index=(env.get("TIMEOUT_INDEX") or "true").strip().lower() != "false",
         )
         if problems:
             raise SettingsError("invalid configuration: " + "; ".join(problems))

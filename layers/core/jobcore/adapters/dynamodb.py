@@ -917,10 +917,14 @@ class DynamoJobRepository:
             actions.append(J.missed.remove())  # it names the deadline that failed the job, while FAILED
         return actions
 
-    def overdue(self, now_ms: int, limit: int) -> list[Overdue]:
+    def overdue(
+        self, now_ms: int, limit: int, reasons: tuple[str, ...] = (HEARTBEAT, TIMEOUT)
+    ) -> list[Overdue]:
         J = self.JobItem
         found: list[Overdue] = []
         for reason, index, prefix in ((HEARTBEAT, J.by_heartbeat, "HB"), (TIMEOUT, J.by_timeout, "TO")):
+            if reason not in reasons:
+                continue
             due = J.hb_at if reason == HEARTBEAT else J.to_at
             for shard in range(DEADLINE_SHARDS):
                 if len(found) >= limit:
