@@ -183,6 +183,12 @@ def _print_banner(stack: object) -> None:
         table.add_row(
             "Archive", f"s3://{escape(stack.resources.bucket)}/{escape(stack.resources.archive_prefix)}/"
         )
+        for function_id, (seconds, expression) in stack.schedule_periods().items():
+            table.add_row(
+                "Schedule",
+                f"{escape(function_id)} every {seconds:g} s  [dim](the template's {escape(expression)}: "
+                "jobs past a deadline are failed)[/dim]",
+            )
     table.add_row("Admin key", escape(stack.admin_key_source))
     table.add_row(
         "Admin token", f"{token}  [dim](valid until {_valid_until(stack.admin_token_lifetime)})[/dim]"

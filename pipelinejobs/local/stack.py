@@ -457,6 +457,10 @@ class LocalStack:
             )
         return invocation.response
 
+    def schedule_periods(self) -> dict[str, tuple[float, str]]:
+        """Each scheduled function here: (seconds between runs, the template's expression)."""
+        return {s.function_id: (self._period(s), s.expression) for s in self._schedules if self.scheduled}
+
     def run_schedules(self) -> dict[str, Any]:
         """Run every scheduled function once, now (the deadline sweeper: what it queued); for tests and
         for an operator who does not want to wait for the next minute. Not against AWS."""

@@ -54,6 +54,8 @@ def test_serve_then_demo_in_another_shell_then_ctrl_c(tmp_path: Path) -> None:
         # when the exports it printed are pasted into another shell, and the demo runs there
         exports = dict(re.findall(r"\b((?:PIPELINEJOBS|AWS)_[A-Z_]+)=(\S+)", banner))
         assert {"PIPELINEJOBS_URL", "PIPELINEJOBS_TOKEN", "AWS_ENDPOINT_URL"} <= set(exports), banner
+        # the deadline sweeper runs on the template's schedule, and the banner says so
+        assert re.search(r"SweeperFunction every 60 s", banner), banner
         demo = subprocess.run(  # noqa: S603
             [str(SCRIPT), "demo"],
             cwd=tmp_path,
