@@ -405,6 +405,7 @@ def test_template_routes_every_api_path_to_the_api_function(translated: dict[str
         ("POST", "/jobs/{uuid}/events"),
         ("GET", "/jobs/{uuid}/events"),
         ("GET", "/jobs/{uuid}/events/{event_id}"),
+        ("GET", "/jobs/{uuid}/outputs"),
         ("POST", "/jobs/{uuid}/callback"),
         ("POST", "/jobs/{uuid}/token"),
         ("POST", "/keys"),
