@@ -258,3 +258,16 @@ def test_outputs_logs_no_link_and_no_credential(api: Api, monkeypatch: pytest.Mo
     assert text.count('"message":"request"') == 2  # the API does log: one line per request
     assert url not in text and signature not in text and job.token not in text
     assert "X-Amz-" not in text and "a.txt" not in text
+
+
+def test_only_the_outputs_route_builds_the_s3_client(api: Api) -> None:
+    # given a fresh container's service, whose job is created, read and its history listed
+    job = api.create()
+    api.get(job, token=job.token)
+    api.history(job)
+    assert api.service._archive is None  # no other route pays for S3's client
+    # when its outputs are listed, then the client is there (and kept for the next request)
+    outputs(api, job.uuid, job.token)
+    built = api.service._archive
+    outputs(api, job.uuid, job.token)
+    assert built is not None and api.service._archive is built
