@@ -33,6 +33,11 @@ A `Job` handle of an admin's client holds the job's own token when it has one (f
 events (reset, ready, delete) always use the client's credential when it has one. A handle of a producer
 key's client keeps that token too (`job.token`, to hand to the job itself) but acts with the key.
 
+Outputs. `job.outputs()` iterates over the objects under the job's archive path (key relative to
+it, size, modified, etag, and `url`, a download link valid 15 minutes); `job.download(key, path)`
+writes one to a file. The links are presigned S3 GETs: they are fetched without any credential of
+this SDK's, and never logged.
+
 Producer keys are issued and revoked by an admin: `client.keys.create(label=, pipelines=, expires_at=)`
 returns a `ProducerKey` whose `.key` is shown this once; `client.keys.list()`, `client.keys.revoke(id)`.
 A key never appears in a `repr`, and the SDK logs nothing.
@@ -66,7 +71,9 @@ import datetime as _dt
 import http.client
 import json
 import os
+import pathlib
 import random
+import shutil
 import threading
 import time
 import urllib.error
@@ -83,6 +90,7 @@ from pipelinejobs.errors import (
     JobExists,
     JobFailed,
     NotFound,
+    PipelineJobsError,
     ServiceUnavailable,
     Unauthorized,
     WaitTimeout,
@@ -390,6 +398,114 @@ class Client:
             for item in self.iter_jobs(**filters)
         ]
 
+    # -- outputs -------------------------------------------------------------------------------
+
+    def iter_outputs(
+        self, uuid: str, *, token: str | None = None, limit: int | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """The objects under the job's archive path, in key order, fetching pages as the iteration
+        goes: each `{key, size, modified, etag, url}`, `key` relative to the archive path, `url` a link
+        that downloads it (valid 15 minutes from the page's fetch; iterate again for fresh ones).
+
+        Readable with the job's token or callback token, its owner's producer key, or an admin
+        credential. limit: the most to yield (None: all). Raises NotFound, Unauthorized."""
+        yielded = 0
+        cursor: str | None = None
+        while True:
+            size = page_size if limit is None else max(1, min(page_size, limit - yielded))
+            page = self._request(
+                "GET",
+                f"/jobs/{_quote(uuid)}/outputs",
+                query={"limit": size, "next": cursor},
+                token=token or self.token,
+            )
+            for item in page.get("outputs", []):
+                yield item
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+            cursor = page.get("next")
+            if not cursor:
+                return
+
+    def outputs(
+        self, uuid: str, *, token: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """`iter_outputs` as a list."""
+        return list(self.iter_outputs(uuid, token=token, limit=limit))
+
+    def download(
+        self, uuid: str, key: str, path: str | os.PathLike[str], *, token: str | None = None
+    ) -> pathlib.Path:
+        """Write the job's output `key` (relative to its archive path, as listed) to `path`, creating
+        its folders; into `path/key` when `path` is an existing folder. Returns where it was written.
+
+        Raises ValueError for a key that could leave the folder (a `..` segment, an absolute key),
+        NotFound when the job has no such output, and what `download_output` raises."""
+        _check_output_key(key)
+        for output in self.iter_outputs(uuid, token=token):
+            listed = str(output.get("key"))
+            if listed == key:
+                return self.download_output(output, path)
+            if listed > key:
+                break  # (listed in key order: it is not further on)
+        raise NotFound(f"job {uuid} has no output {key!r}", code="output_not_found")
+
+    def download_output(self, output: Mapping[str, Any], path: str | os.PathLike[str]) -> pathlib.Path:
+        """Write one output (an item of `iter_outputs`, its link still valid) to `path`, or into
+        `path/<key>` when `path` is an existing folder, streaming it through a temporary file beside
+        it, so that an interrupted download leaves no partial file. Returns where it was written.
+
+        The link is fetched without any credential of this client (it carries S3's signature).
+        Raises ValueError (a key that could leave the folder), PipelineJobsError with the status S3
+        answered (403: the link expired, list again), ServiceUnavailable when S3 cannot be reached."""
+        key = str(output.get("key") or "")
+        _check_output_key(key)
+        url = str(output.get("url") or "")
+        if urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
+            raise ValueError(f"output {key!r} has no download link")
+        target = pathlib.Path(path)
+        if target.is_dir():
+            target = target.joinpath(*key.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.part")
+        attempt = 0
+        while True:
+            # No Authorization header: the link is the credential, and none of ours goes to S3.
+            request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})  # noqa: S310 - checked
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response, partial.open("wb") as file:
+                    shutil.copyfileobj(response, file, 1 << 20)
+                os.replace(partial, target)
+                return target
+            except urllib.error.HTTPError as error:
+                partial.unlink(missing_ok=True)
+                if error.code >= 500 and attempt < self.retries:
+                    self._sleep(self._retry_delay(attempt, error.headers.get("Retry-After")))
+                    attempt += 1
+                    continue
+                # (never the link in a message: it downloads the object until it expires)
+                hint = " (an expired link? list the outputs again)" if error.code == 403 else ""
+                raise PipelineJobsError(
+                    f"downloading output {key!r} failed: S3 answered {error.code}{hint}",
+                    status=error.code,
+                    code="download_failed",
+                ) from None
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+                partial.unlink(missing_ok=True)
+                if isinstance(error, OSError) and not isinstance(
+                    error, urllib.error.URLError | ConnectionError | TimeoutError
+                ):
+                    raise  # the local file: a full disk, no permission
+                if attempt < self.retries:
+                    self._sleep(self._retry_delay(attempt, None))
+                    attempt += 1
+                    continue
+                reason = error.reason if isinstance(error, urllib.error.URLError) else error
+                raise ServiceUnavailable(
+                    f"cannot download output {key!r} ({type(reason).__name__})", status=None
+                ) from None
+
     # -- events --------------------------------------------------------------------------------
 
     def send_event(
@@ -673,6 +789,13 @@ def _expiry(
     return _timestamp(value)
 
 
+def _check_output_key(key: str) -> None:
+    """An output's key may become a path under a folder: one that could leave it is refused."""
+    parts = key.replace("\\", "/").split("/")
+    if not key or key.startswith("/") or "\x00" in key or ".." in parts or key.endswith("/"):
+        raise ValueError(f"refusing output key {key!r}: it is empty, absolute, a folder or holds '..'")
+
+
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
@@ -817,6 +940,17 @@ class Job:
     def history(self) -> list[dict[str, Any]]:
         """Every event of the job, oldest first: name, outcome, from/to state, reason, who sent it."""
         return self.client.history(self.uuid, token=self._credential())
+
+    def outputs(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """The job's outputs, in key order, every page: `{key, size, modified, etag, url}` each (see
+        `Client.iter_outputs`; `url` downloads it for 15 minutes)."""
+        return self.client.iter_outputs(self.uuid, token=self._credential(), limit=limit)
+
+    def download(self, key: str, path: str | os.PathLike[str]) -> pathlib.Path:
+        """Write the output `key` (as `outputs()` lists it) to `path` (into `path/key` when `path` is a
+        folder), creating folders. Raises ValueError for a key with `..`, NotFound for a key that is not
+        among the outputs (see `Client.download`)."""
+        return self.client.download(self.uuid, key, path, token=self._credential())
 
     def event(self, event_id: str | None = None) -> dict[str, Any]:
         """One event (default: the last one this handle sent) and its status."""

@@ -29,7 +29,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobcore.access import MAX_HISTORY_LIMIT, MAX_LIST_LIMIT, ApiService
+from jobcore.access import (
+    MAX_HISTORY_LIMIT,
+    MAX_LIST_LIMIT,
+    MAX_OUTPUTS_LIMIT,
+    OUTPUT_URL_SECONDS,
+    ApiService,
+)
 from jobcore.clock import Clock
 from jobcore.errors import (
     EventNotAllowed,
@@ -114,6 +120,7 @@ def build_service(*, clock: Clock | None = None) -> ApiService:
     import botocore.session
 
     from jobcore.adapters.dynamodb import DynamoJobRepository
+    from jobcore.adapters.s3 import S3ArchiveStore
     from jobcore.adapters.sqs import SqsEventQueue
     from jobcore.adapters.ssm import SsmAdminKeys
     from jobcore.settings import Settings
@@ -122,12 +129,21 @@ def build_service(*, clock: Clock | None = None) -> ApiService:
     # One botocore session for every client (PynamoDB's included): they share its endpoint rules.
     session = botocore.session.get_session()
     aws = boto3.session.Session(botocore_session=session)
+
+    def archive() -> S3ArchiveStore:
+        # Only the outputs route needs S3: its client (and S3's service model) is built on its first
+        # request, not in every container's cold start. Links are signed with SigV4 in every region.
+        from botocore.config import Config
+
+        return S3ArchiveStore(aws.client("s3", config=Config(signature_version="s3v4")))
+
     return ApiService(
         settings,
         DynamoJobRepository(settings.table_name, host=os.environ.get("AWS_ENDPOINT_URL"), session=session),
         SqsEventQueue(aws.client("sqs"), settings.queue_url),
         SsmAdminKeys(settings.admin_key_parameter, aws.client("ssm")),
         clock=clock,
+        archive=archive,
     )
 
 
@@ -234,6 +250,22 @@ class HistoryEntryView(BaseModel):
 class HistoryResponse(BaseModel):
     events: list[HistoryEntryView]
     next: str | None
+
+
+class OutputView(BaseModel):
+    key: str = Field(description="relative to the job's archive_path", examples=["results/summary.csv"])
+    size: int = Field(description="bytes")
+    modified: str = Field(description="when it was last written, ISO-8601 UTC with milliseconds")
+    etag: str = Field(description="S3's ETag, without quotes (the MD5 of the content for a one-part upload)")
+    url: str = Field(
+        description=f"a presigned S3 GET of the object, valid {OUTPUT_URL_SECONDS // 60} minutes: it "
+        "carries S3's signature, no credential of this API; fetch it without an Authorization header"
+    )
+
+
+class OutputListResponse(BaseModel):
+    outputs: list[OutputView]
+    next: str | None = Field(description="pass back as `next` for the following page; null at the end")
 
 
 class EventStatusResponse(BaseModel):
@@ -447,6 +479,30 @@ def list_jobs(
 )
 def get_job(uuid: str):
     return _json(200, _deps().get_job(uuid, _bearer(), _base_url()), secret=True)
+
+
+@app.get(
+    "/jobs/<uuid>/outputs",
+    summary="The job's outputs: the objects under its archive path, with download links",
+    description=(
+        "The current version of every object under the job's archive_path, in key order, paginated. "
+        f"Each `url` downloads its object for {OUTPUT_URL_SECONDS // 60} minutes (a presigned S3 GET); "
+        "list again for fresh links. Readable with the job's token or callback token, its owner's "
+        "producer key, or an admin token. After a reset erased the archive, the list is empty."
+    ),
+    responses={200: _doc("a page of the outputs", OutputListResponse), **_JOB_ERRORS},
+    security=_BEARER,
+    tags=["jobs"],
+)
+def list_outputs(
+    uuid: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_OUTPUTS_LIMIT)] = 50,
+    cursor: Annotated[
+        str | None, Query(alias="next", max_length=2048, description="from the last page")
+    ] = None,
+):
+    # no-store: each link lets whoever holds it download the object until it expires
+    return _json(200, _deps().outputs(uuid, _bearer(), limit, cursor), secret=True)
 
 
 @app.post(

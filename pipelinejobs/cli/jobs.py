@@ -1,4 +1,4 @@
-"""`pipelinejobs jobs list|show|history|create|event|wait|token|ready`."""
+"""`pipelinejobs jobs list|show|history|outputs|create|event|wait|token|ready`."""
 
 from __future__ import annotations
 
@@ -599,3 +599,132 @@ def jobs_ready(
         _print_json({"uuid": uuid, "event_id": receipt.get("event_id")})
     else:
         _out().print(f"ready → {escape(uuid)}: queued (event {escape(str(receipt.get('event_id')))})")
+
+
+# ------------------------------------------------------------------------------------------------
+# jobs outputs
+# ------------------------------------------------------------------------------------------------
+
+
+def _size(size: Any) -> str:
+    """Bytes in at most eight characters: 512 B, 1.5 KiB, 20.0 MiB, 3.1 GiB."""
+    if not isinstance(size, int | float):
+        return ""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _outputs_table(outputs: list[dict[str, Any]]) -> Table:
+    """KEY, SIZE, MODIFIED (UTC): the size and time always whole, a long key folded within its column,
+    so that it fits 80 columns (the links are in --json)."""
+    table = Table(
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    table.add_column("KEY", overflow="fold", min_width=12)
+    table.add_column("SIZE", justify="right", no_wrap=True, min_width=8)
+    table.add_column("MODIFIED (UTC)", no_wrap=True, min_width=19)
+    for output in outputs:
+        table.add_row(
+            escape(str(output.get("key"))), _size(output.get("size")), _short_time(output.get("modified"))
+        )
+    return table
+
+
+@jobs_app.command(
+    "outputs",
+    epilog=_examples(
+        "pipelinejobs jobs outputs 3f0c2a4e-…",
+        "pipelinejobs jobs outputs 3f0c2a4e-… --all --json | jq -r '.outputs[].url'",
+        "pipelinejobs jobs outputs 3f0c2a4e-… --all --download ./results",
+    ),
+)
+@_friendly
+def jobs_outputs(
+    ctx: typer.Context,
+    uuid: Annotated[str, typer.Argument(help="The job's uuid.")],
+    limit: Annotated[int, typer.Option(help="Show at most this many outputs.", min=1)] = 100,
+    all_outputs: Annotated[
+        bool, typer.Option("--all", help="Show every output (pages through all).")
+    ] = False,
+    download: Annotated[
+        Path | None,
+        typer.Option(
+            "--download",
+            metavar="DIR",
+            help="Also download the outputs shown into DIR, keeping their folders.",
+            show_default=False,
+            file_okay=False,
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a job's outputs: the objects under its archive path, in key order, with their size and
+    time (--json adds the ETag and a download link, valid 15 minutes). Admin, or the producer key that
+    owns the job."""
+    client = _config(ctx).client()
+    # One more than shown tells whether there are more.
+    outputs = list(client.iter_outputs(uuid, limit=None if all_outputs else limit + 1))
+    more = not all_outputs and len(outputs) > limit
+    outputs = outputs[:limit] if more else outputs
+    written = (
+        _download_outputs(client, uuid, outputs, download, quiet=as_json) if download is not None else []
+    )
+    if as_json:
+        result: dict[str, Any] = {"outputs": outputs, "more": more}
+        if download is not None:
+            result["downloaded"] = [str(path) for path in written]
+        _print_json(result)
+        return
+    if not outputs:
+        _err().print("No outputs: the job's archive path holds nothing (yet).")
+        return
+    _out().print(_outputs_table(outputs))
+    total = sum(int(o.get("size") or 0) for o in outputs)
+    count = f"{len(outputs)} output{'s' if len(outputs) != 1 else ''}, {_size(total)}"
+    suffix = " (more: raise --limit or use --all)" if more else ""
+    _err().print(f"[dim]{escape(count)}{suffix}[/dim]")
+    if download is not None:
+        _err().print(f"Downloaded {len(written)} to {escape(str(download))}")
+
+
+def _download_outputs(
+    client: Client, uuid: str, outputs: list[dict[str, Any]], folder: Path, *, quiet: bool
+) -> list[Path]:
+    """Each output into `folder/<key>`, with a progress bar on a terminal. A link that expired while
+    the others downloaded (403) is listed afresh; a key that could leave the folder is skipped, said."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelinejobs.errors import PipelineJobsError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    err = _err()
+    progress = Progress(
+        TextColumn("Downloading"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet and not err.is_terminal,
+    )
+    written = []
+    with progress:
+        task = progress.add_task("download", total=sum(int(o.get("size") or 0) for o in outputs))
+        for output in outputs:
+            try:
+                try:
+                    written.append(client.download_output(output, folder))
+                except PipelineJobsError as error:
+                    if error.status != 403:
+                        raise
+                    written.append(client.download(uuid, str(output.get("key")), folder))
+            except ValueError as error:
+                progress.console.print(f"[yellow]skipped:[/yellow] {escape(str(error))}")
+            progress.advance(task, int(output.get("size") or 0))
+    return written

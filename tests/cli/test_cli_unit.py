@@ -45,6 +45,7 @@ COMMANDS = [
     ["jobs", "list"],
     ["jobs", "show"],
     ["jobs", "history"],
+    ["jobs", "outputs"],
     ["jobs", "create"],
     ["jobs", "event"],
     ["jobs", "wait"],

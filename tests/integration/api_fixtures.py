@@ -27,6 +27,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/jobs/{uuid}/events"),
     ("GET", "/jobs/{uuid}/events"),
     ("GET", "/jobs/{uuid}/events/{event_id}"),
+    ("GET", "/jobs/{uuid}/outputs"),
     ("POST", "/jobs/{uuid}/callback"),
     ("POST", "/jobs/{uuid}/token"),
     ("POST", "/keys"),

@@ -55,13 +55,14 @@ OPERATIONS = (
     "POST /jobs/{uuid}/events",
     "GET /jobs/{uuid}/events",
     "GET /jobs/{uuid}/events/{event_id}",
+    "GET /jobs/{uuid}/outputs",
     "POST /jobs/{uuid}/callback",
     "POST /jobs/{uuid}/token",
     "POST /keys",
     "GET /keys",
     "DELETE /keys/{key_id}",
 )
-CASES_PER_RUN = 66  # per operation and mode: 11 x 2 x 66 = 1,452 cases
+CASES_PER_RUN = 66  # per operation and mode: 12 x 2 x 66 = 1,584 cases
 MIN_CASES = 1000
 
 REFUSED = (

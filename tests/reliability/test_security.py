@@ -55,6 +55,7 @@ def test_one_jobs_credentials_open_nothing_on_another_job(api: RecordingApi, fig
         ("POST", f"/jobs/{theirs.uuid}/events", {"name": "finish"}, None),
         ("GET", f"/jobs/{theirs.uuid}/events", None, None),
         ("GET", f"/jobs/{theirs.uuid}/events/{event_id}", None, None),
+        ("GET", f"/jobs/{theirs.uuid}/outputs", None, None),
         ("POST", f"/jobs/{theirs.uuid}/token", None, None),
     ]
     for token in (mine.token, mine.callback_token):

@@ -96,6 +96,25 @@ def test_template_allows_data_actions_only_on_named_resources(
     assert open_ended == []
 
 
+def test_the_api_reads_archives_only_under_the_archive_prefix(template: dict[str, Any]) -> None:
+    # given the API function's S3 statements
+    statements = [
+        statement
+        for policy in template["Resources"]["ApiFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if any(str(action).startswith("s3:") for action in _as_list(statement["Action"]))
+    ]
+    # then it lists the bucket only for keys under the prefix, and gets only the prefix's objects (the
+    # outputs' presigned links act with its role); nothing else of S3
+    by_action = {action: s for s in statements for action in _as_list(s["Action"])}
+    assert set(by_action) == {"s3:ListBucket", "s3:GetObject"}
+    listing, getting = by_action["s3:ListBucket"], by_action["s3:GetObject"]
+    assert listing["Resource"] == {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${ArchivePrefix}/*"}}}
+    assert getting["Resource"] == {"Fn::Sub": "${ArchiveBucket.Arn}/${ArchivePrefix}/*"}
+    assert "Condition" not in getting
+
+
 def test_template_grants_no_kms_action(template: dict[str, Any]) -> None:
     # given the statements granting KMS actions
     kms = [
@@ -405,6 +424,7 @@ def test_template_routes_every_api_path_to_the_api_function(translated: dict[str
         ("POST", "/jobs/{uuid}/events"),
         ("GET", "/jobs/{uuid}/events"),
         ("GET", "/jobs/{uuid}/events/{event_id}"),
+        ("GET", "/jobs/{uuid}/outputs"),
         ("POST", "/jobs/{uuid}/callback"),
         ("POST", "/jobs/{uuid}/token"),
         ("POST", "/keys"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -56,7 +56,7 @@ from jobcore.models import (
     event_data,
     too_deep,
 )
-from jobcore.ports import AdminKeys, EventQueue, JobRepository
+from jobcore.ports import AdminKeys, ArchiveReader, EventQueue, JobRepository
 from jobcore.records import (
     DELETING,
     Acceptance,
@@ -94,6 +94,10 @@ from jobcore.tokens import (
 
 MAX_LIST_LIMIT: Final = 100
 MAX_HISTORY_LIMIT: Final = 1000
+# A job's outputs: pages like the jobs listing's (each output carries a link of ~1 KB), and links that
+# work long enough to start a download, not long enough to be worth passing around.
+MAX_OUTPUTS_LIMIT: Final = MAX_LIST_LIMIT
+OUTPUT_URL_SECONDS: Final = 900
 _MAX_ISSUE_ATTEMPTS: Final = 3
 _EVENT_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 _IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
@@ -154,11 +158,15 @@ class ApiService:
         admin_keys: AdminKeys,
         *,
         clock: Clock | None = None,
+        archive: Callable[[], ArchiveReader] | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
         self.queue = queue
         self.admin_keys = admin_keys
+        # Built on the first outputs request: no other route pays for its client.
+        self._archive_factory = archive
+        self._archive: ArchiveReader | None = None
         self.clock = clock or SystemClock()
         self.policy = settings.rotation
         self.max_data_bytes = min(settings.max_data_bytes, MAX_DATA_BYTES)
@@ -323,6 +331,42 @@ class ApiService:
         page = self.repo.list_jobs(where, _limit(limit, MAX_LIST_LIMIT), cursor or None)
         now = self.clock.now()
         return {"jobs": [job.public(now=now) for job in page.jobs], "next": page.next}
+
+    # -- outputs -------------------------------------------------------------------------------------
+
+    def outputs(
+        self, uuid: str, token: str | None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the objects under the job's archive path (current versions), in key order: each
+        with its key relative to the path, size, modified time, ETag and `url`, a link that downloads it
+        for OUTPUT_URL_SECONDS (signed by the store: it holds no credential of this API).
+
+        Readable by whoever may read the job (its job or callback token, its owner's key, an admin);
+        a deleted job is JobNotFound. Raises Unauthorized, JobNotFound, InvalidRequest (a limit out of
+        range, a cursor not from a listing of this job), TransientError."""
+        job, _ = self._job(uuid, token)
+        archive = self._archive_reader()
+        page = archive.list_outputs(job.archive_path, _limit(limit, MAX_OUTPUTS_LIMIT), cursor or None)
+        return {
+            "outputs": [
+                {
+                    "key": output.key,
+                    "size": output.size,
+                    "modified": iso(output.modified),
+                    "etag": output.etag,
+                    "url": archive.download_url(job.archive_path, output.key, OUTPUT_URL_SECONDS),
+                }
+                for output in page.outputs
+            ],
+            "next": page.next,
+        }
+
+    def _archive_reader(self) -> ArchiveReader:
+        if self._archive is None:
+            if self._archive_factory is None:
+                raise TransientError("no archive store to list outputs with")
+            self._archive = self._archive_factory()
+        return self._archive
 
     # -- events --------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from jobcore.records import (
     Job,
     JobFilter,
     JobPage,
+    OutputPage,
     Overdue,
     ProducerKey,
 )
@@ -102,6 +103,20 @@ class ArchiveStore(Protocol):
 
         Returns (objects deleted in this call, whether nothing is left). Safe to repeat and to resume.
         """
+
+
+class ArchiveReader(Protocol):
+    """What the API reads of an archive: its outputs, and links to download them."""
+
+    def list_outputs(self, archive_path: str, limit: int, cursor: str | None) -> OutputPage:
+        """A page of the objects under the path (current versions), in key order, at most `limit`;
+        `next` is an opaque cursor for the following page (None at the end). A page may be short, even
+        empty, with a `next` (folder markers are not outputs). Raises InvalidRequest for a cursor not
+        from a listing of this path, TransientError when the store fails."""
+
+    def download_url(self, archive_path: str, key: str, expires_in: int) -> str:
+        """A link that downloads the object `key` (relative to the path) for `expires_in` seconds,
+        without any other credential. Makes no request: it is signed where it is made."""
 
 
 class EventQueue(Protocol):

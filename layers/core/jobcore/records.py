@@ -415,6 +415,22 @@ class HistoryPage:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputObject:
+    """One object under a job's archive path (its current version)."""
+
+    key: str  # relative to the archive path: `results/summary.csv`
+    size: int  # bytes
+    modified: float  # epoch seconds
+    etag: str  # S3's ETag without its quotes
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPage:
+    outputs: list[OutputObject]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class JobFilter:
     state: State | None = None
     owner: str | None = None  # a producer key's id, or `admin`
