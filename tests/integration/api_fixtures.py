@@ -23,6 +23,7 @@ from jobcore.access import ApiService
 ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/jobs"),
     ("GET", "/jobs"),
+    ("GET", "/jobs/counts"),
     ("GET", "/jobs/{uuid}"),
     ("POST", "/jobs/{uuid}/events"),
     ("GET", "/jobs/{uuid}/events"),

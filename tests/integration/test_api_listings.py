@@ -183,3 +183,80 @@ def test_every_request_path_avoids_scans(fleet: Fleet, no_scan: list[str]) -> No
     for query in ({}, {"state": "RUNNING"}, {"pipeline_uuid": "pipe-a"}, {"tag": "gpu"}):
         fleet.list(**query)
     assert no_scan and "Scan" not in no_scan
+
+
+# -- GET /jobs/counts --------------------------------------------------------------------------------
+
+
+def _counts(api: Api, token: str | None = None, **query: Any) -> Any:
+    return api.call(
+        "GET", "/jobs/counts", token=token or api.admin(), query={k: str(v) for k, v in query.items()}
+    )
+
+
+def test_counts_per_state_name_every_state(fleet: Fleet, no_scan: list[str]) -> None:
+    response = _counts(fleet.api)
+    assert response.status == 200, response.text
+    body = response.body
+    assert set(body["counts"]) == {
+        "CREATED", "RUNNING", "FAILED", "FINISHED", "INDEXING", "VALIDATING", "VALIDATED", "REJECTED",
+        "FINALIZED", "RETIRED", "RESET", "CANCELED",
+    }  # fmt: skip
+    assert {s: n for s, n in body["counts"].items() if n} == {"CREATED": 2, "RUNNING": 3, "FINISHED": 1}
+    assert (body["total"], body["complete"]) == (6, True)
+    assert "Query" in no_scan
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"pipeline_uuid": "pipe-a"}, {"CREATED": 1, "RUNNING": 2, "FINISHED": 1}),
+        ({"tag": "gpu"}, {"CREATED": 1, "RUNNING": 1, "FINISHED": 1}),
+        ({"state": "RUNNING"}, {"RUNNING": 3}),
+        ({"pipeline_uuid": "pipe-b", "state": "CREATED"}, {"CREATED": 1}),
+        ({"owner": "admin"}, {"CREATED": 2, "RUNNING": 3, "FINISHED": 1}),
+    ],
+)
+def test_counts_follow_the_listing_filters(
+    fleet: Fleet, no_scan: list[str], query: Any, expected: Any
+) -> None:
+    body = _counts(fleet.api, **query).body
+    assert {s: n for s, n in body["counts"].items() if n} == expected
+    listed = fleet.list(**query, limit=100)
+    assert body["total"] == len(listed)  # the same jobs the listing shows
+
+
+def test_counts_in_a_time_range(fleet: Fleet) -> None:
+    after = iso(fleet.started + 25)  # the last three jobs were created (and changed) from +30 s on
+    body = _counts(fleet.api, updated_after=after).body
+    assert body["total"] == len(fleet.list(updated_after=after, limit=100)) == 3
+
+
+def test_counts_that_would_read_too_many_jobs_say_they_are_incomplete(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobcore.access
+
+    monkeypatch.setattr(jobcore.access, "COUNT_LIMIT", 4)
+    body = _counts(fleet.api).body
+    assert (body["total"], body["complete"]) == (4, False)
+
+
+def test_counts_need_an_admin_token_or_a_key_and_a_key_counts_its_own(api: Api) -> None:
+    job = api.create()
+    assert _counts(api, token=job.token).status == 403
+    assert api.call("GET", "/jobs/counts").status == 401
+    key = api.call("POST", "/keys", token=api.admin(), body={"label": "k", "pipelines": ["*"]}).body
+    mine = api.call("POST", "/jobs", token=key["key"], body={"pipeline_uuid": "p", "data": {"k": 1}})
+    assert mine.status == 201, mine.text
+    counted = _counts(api, token=key["key"]).body
+    assert (counted["total"], counted["counts"]["CREATED"]) == (1, 1)  # not the admin's job
+    assert _counts(api, token=key["key"], owner="admin").status == 403
+
+
+@pytest.mark.parametrize(
+    "query", [{"state": "SLEEPING"}, {"owner": "not a key id"}, {"updated_after": "yesterday"}]
+)
+def test_counts_with_a_bad_filter_are_400(api: Api, query: Any) -> None:
+    response = _counts(api, **query)
+    assert response.status == 400 and "error" in response.body, response.text

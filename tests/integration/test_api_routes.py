@@ -501,13 +501,17 @@ def test_openapi_document_is_valid_and_describes_every_route(api: Api) -> None:
     validate(document)
     paths = document["paths"]
     assert set(paths) == {
-        "/jobs", "/jobs/{uuid}", "/jobs/{uuid}/events", "/jobs/{uuid}/events/{event_id}",
+        "/jobs", "/jobs/counts", "/jobs/{uuid}", "/jobs/{uuid}/events", "/jobs/{uuid}/events/{event_id}",
         "/jobs/{uuid}/outputs", "/jobs/{uuid}/callback", "/jobs/{uuid}/token", "/keys", "/keys/{key_id}",
     }  # fmt: skip
     assert set(paths["/jobs"]) == {"get", "post"}
     outputs = paths["/jobs/{uuid}/outputs"]["get"]
     assert {p["name"] for p in outputs["parameters"]} == {"uuid", "limit", "next"}
     assert "15 minutes" in outputs["description"] and set(outputs["responses"]) >= {"200", "401", "404"}
+    counts = paths["/jobs/counts"]["get"]
+    assert {p["name"] for p in counts["parameters"]} == {
+        "state", "pipeline_uuid", "tag", "owner", "updated_after", "updated_before", "child_of",
+    }  # fmt: skip
     # the event body is the worker's own model: one schema per event
     event_body = paths["/jobs/{uuid}/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert len(event_body["oneOf"]) == 16

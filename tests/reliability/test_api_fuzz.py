@@ -51,6 +51,7 @@ pytestmark = pytest.mark.e2e
 OPERATIONS = (
     "POST /jobs",
     "GET /jobs",
+    "GET /jobs/counts",
     "GET /jobs/{uuid}",
     "POST /jobs/{uuid}/events",
     "GET /jobs/{uuid}/events",
@@ -62,7 +63,7 @@ OPERATIONS = (
     "GET /keys",
     "DELETE /keys/{key_id}",
 )
-CASES_PER_RUN = 66  # per operation and mode: 12 x 2 x 66 = 1,584 cases
+CASES_PER_RUN = 66  # per operation and mode: 13 x 2 x 66 = 1,716 cases
 MIN_CASES = 1000
 
 REFUSED = (

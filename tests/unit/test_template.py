@@ -420,6 +420,7 @@ def test_template_routes_every_api_path_to_the_api_function(translated: dict[str
     assert routes == {
         ("POST", "/jobs"),
         ("GET", "/jobs"),
+        ("GET", "/jobs/counts"),
         ("GET", "/jobs/{uuid}"),
         ("POST", "/jobs/{uuid}/events"),
         ("GET", "/jobs/{uuid}/events"),

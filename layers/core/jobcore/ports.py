@@ -69,6 +69,10 @@ class JobRepository(Protocol):
         """A page of jobs, newest first, never by a scan; `cursor` from a page of the same listing
         (else InvalidRequest). With `where.child_of`, ordered by creation and possibly short."""
 
+    def count_jobs(self, where: JobFilter, most: int) -> tuple[dict[str, int], bool]:
+        """Jobs per state for a listing's filters, reading at most `most` jobs: (counts, complete)."""
+        ...
+
     def overdue(
         self, now_ms: int, limit: int, reasons: tuple[str, ...] = ("heartbeat", "timeout")
     ) -> list[Overdue]:

@@ -1111,9 +1111,8 @@ class DynamoJobRepository:
             entries, encode_cursor(results.last_evaluated_key if len(entries) == limit else None)
         )
 
-    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
-        if where.child_of is not None:
-            return self._list_children(where, limit, cursor)
+    def _listing(self, where: JobFilter) -> tuple[Any, str, str, Condition | None, Condition | None]:
+        """The index, partition key (and its attribute), range and filter conditions of a listing."""
         J = self.JobItem
         range_condition = None
         if where.updated_after and where.updated_before:
@@ -1142,6 +1141,47 @@ class DynamoJobRepository:
         filter_condition = None
         for f in filters:
             filter_condition = f if filter_condition is None else filter_condition & f
+        return index, key, hash_name, range_condition, filter_condition
+
+    def count_jobs(self, where: JobFilter, most: int) -> tuple[dict[str, int], bool]:
+        """Jobs per state for a listing's filters: the listing's index read through (a query of the
+        `state` attribute only, never a scan), at most `most` jobs; (counts, complete)."""
+        counts: dict[str, int] = {}
+        seen = 0
+        if where.child_of is not None:
+            cursor: str | None = None
+            while seen < most:
+                page = self._list_children(where, min(_BATCH_GET, most - seen), cursor)
+                for job in page.jobs:
+                    counts[str(job.state)] = counts.get(str(job.state), 0) + 1
+                seen += len(page.jobs)
+                cursor = page.next
+                if cursor is None:
+                    return counts, True
+            return counts, False
+        index, key, _, range_condition, filter_condition = self._listing(where)
+        try:
+            results = index.query(
+                key,
+                range_key_condition=range_condition,
+                filter_condition=filter_condition,
+                attributes_to_get=["state"],
+                page_size=1000,
+                limit=most + 1,
+            )
+            for item in results:
+                if seen == most:
+                    return counts, False
+                counts[item.state] = counts.get(item.state, 0) + 1
+                seen += 1
+        except QueryError as error:
+            raise TransientError(f"counting jobs failed: {error.cause_response_code}") from error
+        return counts, True
+
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> JobPage:
+        if where.child_of is not None:
+            return self._list_children(where, limit, cursor)
+        index, key, hash_name, range_condition, filter_condition = self._listing(where)
         try:
             jobs: list[Job] = []
             # the cursor must come from a listing of the same index and partition
