@@ -391,6 +391,32 @@ class Client:
             if not cursor:
                 return
 
+    def count_jobs(
+        self,
+        *,
+        state: str | None = None,
+        pipeline_uuid: str | None = None,
+        tag: str | None = None,
+        owner: str | None = None,
+        updated_after: str | _dt.datetime | None = None,
+        updated_before: str | _dt.datetime | None = None,
+        child_of: str | None = None,
+    ) -> dict[str, Any]:
+        """Jobs per state for `iter_jobs`' filters: `{"counts": {state: n, ...}, "total": n, "complete":
+        bool}` (every state named; `complete` is False when more jobs match than one call counts)."""
+        query = _compact(
+            {
+                "state": state,
+                "pipeline_uuid": pipeline_uuid,
+                "tag": tag,
+                "owner": owner,
+                "updated_after": _timestamp(updated_after),
+                "updated_before": _timestamp(updated_before),
+                "child_of": child_of,
+            }
+        )
+        return dict(self._request("GET", "/jobs/counts", query=query, token=self.token))
+
     def list_jobs(self, **filters: Any) -> list[Job]:
         """`iter_jobs(**filters)` as a list of handles (each using the client's credential)."""
         return [

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pipelinejobs.cli._app import (
     OUTCOME_STYLES,
+    STATE_STYLES,
     JsonOpt,
     _duration_seconds,
     _err,
@@ -135,6 +136,64 @@ def _jobs_table(jobs: Iterable[dict[str, Any]], title: str | None = None, width:
             *(cells[key] for key in ("uuid", "state", "gen", "pipeline", *optional, *run, "updated"))
         )
     return table
+
+
+@jobs_app.command(
+    "counts",
+    epilog=_examples(
+        "pipelinejobs jobs counts",
+        "pipelinejobs jobs counts --pipeline pipe-1 --updated-after 2026-12-01T00:00:00Z",
+        "pipelinejobs jobs counts --tag nightly --json",
+    ),
+)
+@_friendly
+def jobs_counts(
+    ctx: typer.Context,
+    state: StateOpt = None,
+    pipeline: PipelineOpt = None,
+    tag: TagOpt = None,
+    updated_after: AfterOpt = None,
+    updated_before: BeforeOpt = None,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Only jobs of this producer key's id, or `admin`.", show_default=False),
+    ] = None,
+    child_of: Annotated[
+        str | None,
+        typer.Option("--child-of", help="Only jobs of this input id.", show_default=False),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many jobs are in each state, for the same filters as `jobs list` (a key: its own jobs)."""
+    filters = _filters(state, pipeline, tag, updated_after, updated_before)
+    if owner:
+        filters["owner"] = owner
+    if child_of:
+        filters["child_of"] = child_of
+    answer = _config(ctx).client().count_jobs(**filters)
+    if as_json:
+        _print_json(answer)
+        return
+    counts = {s: n for s, n in (answer.get("counts") or {}).items() if n}
+    if not counts:
+        _err().print("No jobs match." if filters else "No jobs yet.")
+        return
+    out = _out()
+    widest = max(counts.values())
+    room = max(10, min(out.width, 80) - 28)  # state (12) + count (9) + gaps, the bar takes the rest
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True)
+    for state_name, n in sorted(counts.items(), key=lambda item: -item[1]):
+        bar = "█" * max(1, round(room * n / widest))
+        style = STATE_STYLES.get(state_name, "")
+        table.add_row(_state(state_name), f"{n:,}", f"[{style}]{bar}[/{style}]" if style else bar)
+    out.print(table)
+    total = f"{answer.get('total', 0):,} jobs"
+    if not answer.get("complete", True):
+        total += " counted; more match than one call counts (narrow the filters)"
+    _err().print(f"[dim]{total}[/dim]")
 
 
 @jobs_app.command(

@@ -631,3 +631,39 @@ def test_stack_name_finds_the_queues_and_the_admin_key_in_the_stack_outputs(runn
     assert token.stdout.strip() == admin_token("dk", time.time(), 600)
     # the API URL came from the outputs too (nothing listens there)
     assert shown.exit_code == 6 and "127.0.0.1:9" in shown.stderr
+
+
+def _counts(**nonzero: int) -> dict:
+    states = ("CREATED", "RUNNING", "FAILED", "FINISHED", "INDEXING", "VALIDATING", "VALIDATED",
+              "REJECTED", "FINALIZED", "RETIRED", "RESET", "CANCELED")  # fmt: skip
+    counts = {s: nonzero.get(s, 0) for s in states}
+    return {"counts": counts, "total": sum(counts.values()), "complete": True}
+
+
+def test_jobs_counts_shows_a_bar_per_state_within_80_columns(runner, fake_api, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    fake_api.route("GET", "/jobs/counts", 200, _counts(RUNNING=1200, FAILED=30, FINISHED=600))
+    result = invoke(runner, fake_api, "jobs", "counts", "--pipeline", "pipe-1", "--state", "running")
+    assert result.exit_code == 0, result.stderr
+    assert fake_api.requests[0].query == {"pipeline_uuid": "pipe-1", "state": "RUNNING"}
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert [line.split()[0] for line in lines] == ["RUNNING", "FINISHED", "FAILED"]  # most first
+    bars = {line.split()[0]: line.count("█") for line in lines}
+    assert bars["RUNNING"] == 2 * bars["FINISHED"] and bars["FAILED"] >= 1
+    assert "1,200" in result.stdout and "1,830 jobs" in result.stderr
+    assert "CREATED" not in result.stdout  # none: not shown
+
+
+def test_jobs_counts_says_when_not_every_job_was_counted(runner, fake_api):
+    fake_api.route("GET", "/jobs/counts", 200, {**_counts(CREATED=100_000), "complete": False})
+    result = invoke(runner, fake_api, "jobs", "counts")
+    assert result.exit_code == 0, result.stderr
+    assert "more match than one call counts" in result.stderr
+
+
+def test_jobs_counts_json_is_the_api_answer(runner, fake_api):
+    answer = _counts(CREATED=2)
+    fake_api.route("GET", "/jobs/counts", 200, answer)
+    result = invoke(runner, fake_api, "jobs", "counts", "--json")
+    assert json.loads(result.stdout) == answer

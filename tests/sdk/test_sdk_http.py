@@ -546,3 +546,20 @@ def test_wait_for_deleted_returns_once_the_job_is_gone(fake_api, fake_client):
     )
     job = fake_client.job(UUID)
     assert job.wait_for("DELETED") is job
+
+
+def test_count_jobs_sends_the_filters_and_returns_the_counts(fake_api, fake_client):
+    answer = {"counts": {"CREATED": 2, "RUNNING": 1}, "total": 3, "complete": True}
+    fake_api.route("GET", "/jobs/counts", 200, answer)
+    after = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    assert fake_client.count_jobs(pipeline_uuid="p", updated_after=after) == answer
+    assert fake_api.requests[0].query == {"pipeline_uuid": "p", "updated_after": "2024-05-01T12:00:00.000Z"}
+
+
+def test_create_job_sends_deadlines_only_when_given_and_none_as_null(fake_api, fake_client):
+    created(fake_api)
+    fake_client.create_job("p", {"a": 1})
+    fake_client.create_job("p", {"a": 2}, heartbeat_seconds=600, timeout_seconds=None)
+    first, second = (r.body for r in fake_api.calls("POST", "/jobs"))
+    assert "heartbeat_seconds" not in first and "timeout_seconds" not in first  # the pipeline's default
+    assert second["heartbeat_seconds"] == 600 and second["timeout_seconds"] is None  # None: no deadline
