@@ -3,6 +3,7 @@ finds the overdue ones in the deadline indexes and the worker fails them by the 
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -149,7 +150,6 @@ def test_a_job_without_deadlines_is_never_in_the_indexes(harness: Harness) -> No
 
 
 def test_a_forged_deadline_message_is_recorded_rejected_and_fails_nothing(harness: Harness) -> None:
-    import json
 
     h = harness
     job = h.create(heartbeat_seconds=60).job
@@ -196,7 +196,6 @@ def _ms(h: Harness) -> int:
 
 
 def _deadline_body(h: Harness, uuid: str, reason: str, *, deadline: int) -> str:
-    import json
 
     job = h.repo.get(uuid)
     assert job is not None
@@ -259,7 +258,6 @@ def test_the_pipeline_default_applies_unless_the_job_names_its_own_or_null(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The template parameter PipelineDeadlines reaches the API as PIPELINE_DEADLINES."""
-    import json
 
     import api_handler
 
@@ -334,10 +332,12 @@ def test_a_lost_accepted_event_does_not_hold_the_fail_back_forever(api: Api) -> 
     h.drop_queued()  # lost
     h.clock.advance(61)
     h.service.sweep()
-    api.work()
-    assert api.get(job, token=api.admin()).body["state"] == "RUNNING"  # waits for it, for now
-    h.clock.advance(h.service.settings.order_wait_seconds)
-    h.service.sweep()
+    h.work_once()  # the fail goes back behind the accepted event ...
+    assert api.get(job, token=api.admin()).body["state"] == "RUNNING"  # ... and waits for it, for now
+    (waiting,) = api.queued()
+    assert waiting["internal"] == "deadline" and waiting["since"] is not None
+    h.send_raw(json.dumps({k: v for k, v in waiting.items() if not k.startswith("_")}), group=job.uuid)
+    h.clock.advance(h.service.settings.order_wait_seconds)  # it has waited that long: lost
     api.work()
     assert api.get(job, token=api.admin()).body["state"] == "FAILED"
 
@@ -348,7 +348,6 @@ def test_a_lost_accepted_event_does_not_hold_the_fail_back_forever(api: Api) -> 
 def test_the_sweeper_handler_queues_the_fail_of_every_overdue_job(
     harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import json
     from pathlib import Path
 
     import sweeper_handler
@@ -398,3 +397,41 @@ def test_the_sweeper_handler_builds_its_own_clients_from_the_environment(harness
     finally:
         sweeper_handler._deps.cache_clear()
     assert answer == {"overdue": 0, "heartbeat": 0, "timeout": 0}  # (harness jobs live in 2027)
+
+
+def test_an_event_accepted_after_the_sweep_is_applied_before_the_fail(api: Api) -> None:
+    """The sweep queued the fail, then the API answered 202 for an update (queued behind the fail), and
+    the worker gets to them only after order_wait_seconds: the fail may not overtake the update, which
+    is queued, not lost (SPEC section 3, "a 202 is a promise"; 3a, the same guard as any event)."""
+    h = api.harness
+    job = api.create(heartbeat_seconds=60)
+    api.send(job, "run")
+    h.clock.advance(61)
+    assert len(h.service.sweep()) == 1  # the fail is queued first ...
+    response = api.event(job.uuid, job.token, "update", {"still": "alive"})
+    assert response.status == 202  # ... then the update, behind it
+    h.clock.advance(h.service.settings.order_wait_seconds)  # a backlog: the worker comes late
+    api.work()
+    (update,) = [e for e in api.history(job) if e["name"] == "update"]
+    assert update["outcome"] == "applied", update.get("reason")
+    assert api.get(job).body["state"] == "RUNNING"
+    assert _system_fails(h, job.uuid) == []
+
+
+def test_a_late_event_recorded_as_ignored_does_not_rotate_the_token(api: Api) -> None:
+    """The 409 hands no token back, so the job token may not rotate there (SPEC section 4: rotation
+    happens only where the new token can be handed back): the producer's token stays the current one."""
+    from jobcore.tokens import hash_token
+
+    h = api.harness
+    job = api.create(timeout_seconds=100)
+    api.send(job, "run")
+    h.clock.advance(101)
+    h.service.sweep()
+    api.work()
+    response = api.event(job.uuid, job.token, "finish", {"outputs": ["s3://late/result.csv"]})
+    assert response.status == 409
+    api.work()
+    stored = h.repo.get(job.uuid)
+    assert stored is not None and stored.tokens.token_hash == hash_token(job.token)
+    assert api.get(job, token=job.token).status == 200

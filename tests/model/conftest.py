@@ -76,5 +76,15 @@ def summary_lines(stats: ModelStats) -> list[str]:
             if p["key_accepted"] or p["revocations"]
             else []
         ),
+        *(
+            [
+                f"deadlines: {p['sweeps']} sweeps queued {p['fails_queued']} system fails: {p['fails_applied']} "
+                f"applied, {p['fails_dropped']} dropped (the job had moved on), {p['fails_waited']} went "
+                f"behind accepted events still queued; {p['late_ignored']} later events refused (409) and "
+                "recorded as ignored"
+            ]
+            if p["sweeps"]
+            else []
+        ),
         f"divergences from the reference model: {stats.divergences}",
     ]

@@ -27,6 +27,19 @@ What the SPEC promises, as the model states it:
   after it against the state it would have made are rejected in turn. Expiry after the 202 undoes
   nothing (it was known in advance). Once nothing accepted is still queued, the API checks the next
   event against the job as it is.
+- Deadlines (SPEC section 3a): a job's heartbeat is due `heartbeat_seconds` after the last event applied
+  while it is (or that left it) in RUNNING, INDEXING or VALIDATING; its timeout `timeout_seconds` after it
+  entered RUNNING (a `run` while RUNNING keeps it); leaving those states clears them (nothing else
+  changes them: a rejected or ignored event is not applied). A sweep finds the jobs whose due time has
+  passed, as they are, and queues the system's `fail` for each; the worker applies it (FAILED, `by:
+  system`, the job then names the deadline it missed) only while the job is still in the state,
+  generation and deadline the sweep saw, and, being a state change outside the API's order, only once no
+  accepted event is still queued: it goes back behind them (an event applied meanwhile moves or clears
+  the deadline, and so wins), overtaking them only once it has waited `order_wait_seconds` for them,
+  which no scenario makes it do (nothing accepted is lost). Otherwise it is dropped, unrecorded.
+- An event sent through the API with a job, callback or admin token (no Idempotency-Key) that is not
+  allowed because the system failed the job for a missed deadline is refused (409) and queued to be
+  recorded as ignored in its place, the token's use counted but not rotated (the 409 hands none back).
 """
 
 from __future__ import annotations
@@ -89,6 +102,15 @@ COMPLETION = "erased"
 MAX_GRACE = 4
 # The projection of a job whose delete was accepted.
 DELETING = "DELETED"
+# SPEC section 3a: the states each deadline runs in, and who fails a job that missed one.
+HEARTBEAT, TIMEOUT = "heartbeat", "timeout"
+DEADLINE_STATES = {
+    HEARTBEAT: frozenset({"RUNNING", "INDEXING", "VALIDATING"}),
+    TIMEOUT: frozenset({"RUNNING"}),
+}
+SYSTEM = "system"
+# No nominal due time is closer than this to a check (the system's clock ticks on top of the nominal one).
+MARGIN = 50
 
 
 def event_for_status(status: str) -> str:
@@ -179,6 +201,14 @@ class ModelJob:
     keys: dict[str, tuple[str, str, dict, Accepted]] = field(default_factory=dict)  # key -> (name, ...)
     entries: dict[str, Entry] = field(default_factory=dict)  # every event id -> its one history entry
     applied: list[Entry] = field(default_factory=list)  # applied entries, in order
+    # deadlines (section 3a): durations, due times (nominal; None: not running), and a count of the
+    # changes of each due time (a sweep's fail names the one it saw); the deadline that failed the job
+    heartbeat: int | None = None
+    timeout: int | None = None
+    due: dict[str, float | None] = field(default_factory=lambda: {HEARTBEAT: None, TIMEOUT: None})
+    stamps: dict[str, int] = field(default_factory=lambda: {HEARTBEAT: 0, TIMEOUT: 0})
+    missed: str | None = None
+    fails: dict[str, str] = field(default_factory=dict)  # the system's applied fails: event id -> reason
 
 
 class ReferenceModel:
@@ -188,8 +218,18 @@ class ReferenceModel:
         self.jobs: dict[str, ModelJob] = {}
         self.keys: dict[str, ModelKey] = {}  # producer keys by id
 
-    def new_job(self, token: str, callback: str, now: float, owner: str = "admin") -> ModelJob:
-        return ModelJob(token, callback, issued_at=now, owner=owner, chain=[token])
+    def new_job(
+        self,
+        token: str,
+        callback: str,
+        now: float,
+        owner: str = "admin",
+        heartbeat: int | None = None,
+        timeout: int | None = None,
+    ) -> ModelJob:
+        return ModelJob(
+            token, callback, issued_at=now, owner=owner, chain=[token], heartbeat=heartbeat, timeout=timeout
+        )
 
     # -- section 4: credentials -------------------------------------------------------------------
 
@@ -280,6 +320,9 @@ class ReferenceModel:
         if job.pstate == DELETING:
             return "job_not_found", None, False
         if job.pstate not in sources:
+            if key is None and cred.kind != "key" and job.missed is not None and job.pstate == "FAILED":
+                # refused, and queued to be recorded as ignored (a use of the token, not a rotation)
+                return "event_not_allowed", self._accept(job, cred, name, data, now, None, ignore=True), False
             return "event_not_allowed", None, False
         due = self._due(job, cred, name, now)  # before the projection moves
         return None, self._accept(job, cred, name, data, now, key), due
@@ -395,7 +438,7 @@ class ReferenceModel:
                 # nothing accepted is queued any more: the next event is checked against the job as it is
                 job.pstate, job.pgen = job.state, job.generation
             return entry
-        return self._applied(job, a.event_id, a.name, a.data, a.by, pending=pending)
+        return self._applied(job, a.event_id, a.name, a.data, a.by, pending=pending, now=now)
 
     def apply_direct(
         self,
@@ -424,14 +467,16 @@ class ReferenceModel:
         if outcome != "applied":
             return self._record(job, event_id, Entry(name, outcome, job.state, job.state, job.generation))
         job.uses += cred.kind == "job"
-        entry = self._applied(job, event_id, name, data, cred.principal, pending=pending)
+        entry = self._applied(job, event_id, name, data, cred.principal, pending=pending, now=now)
         if changes_state(entry.from_state, name) or name in ("reset", "delete"):
             # the projection follows a state change outside the API's order
             job.pstate = DELETING if name == "delete" else job.state
             job.pgen = job.generation
         return entry
 
-    def _applied(self, job: ModelJob, event_id: str, name: str, data: dict, by: str, pending: int) -> Entry:
+    def _applied(
+        self, job: ModelJob, event_id: str, name: str, data: dict, by: str, pending: int, now: float
+    ) -> Entry:
         target = TABLE[name][1]
         entry = Entry(name, "applied", job.state, target or job.state, job.generation + (name == "ready"), by)
         job.state, job.generation, job.last_event, job.last_applied = (
@@ -444,6 +489,7 @@ class ReferenceModel:
             self._revoke(job, reissue_callback=name == "reset")
         if name == "delete":
             job.deleted, job.purge = True, bool(data.get("purge_archive"))
+        self._deadlines(job, entry.from_state, now, changed=changes_state(entry.from_state, name))
         self._record(job, event_id, entry)
         if name == "reset":
             job.erase_for, job.erase_keep = event_id, bool(data.get("keep_archive"))
@@ -471,6 +517,69 @@ class ReferenceModel:
         job.pstate, job.pgen = "CREATED", job.generation
         job.applied.append(entry)
         job.objects = job.objects if job.erase_keep else 0
+        self._deadlines(job, "RESET", 0.0, changed=True)
+
+    # -- section 3a: deadlines ---------------------------------------------------------------------
+
+    def _deadlines(
+        self, job: ModelJob, from_state: str, now: float, *, changed: bool, missed: str | None = None
+    ) -> None:
+        """An event applied at `now`, which took the job from `from_state` to where it is (`changed`: its
+        state, generation or existence): the heartbeat restarts in its states, the timeout starts on
+        entering RUNNING; leaving their states clears them."""
+        running = {
+            HEARTBEAT: job.heartbeat if not job.deleted and job.state in DEADLINE_STATES[HEARTBEAT] else None,
+            TIMEOUT: job.timeout if not job.deleted and job.state in DEADLINE_STATES[TIMEOUT] else None,
+        }
+        for reason, seconds in running.items():
+            if seconds is None:
+                if job.due[reason] is not None:
+                    job.due[reason] = None
+                    job.stamps[reason] += 1
+            elif reason == HEARTBEAT or from_state not in DEADLINE_STATES[TIMEOUT]:
+                job.due[reason] = now + seconds
+                job.stamps[reason] += 1
+        job.missed = missed if missed is not None else (job.missed if not changed else None)
+
+    def overdue(self, now: float) -> list[tuple[str, str, str, int, int]]:
+        """What a sweep at `now` finds: (uuid, reason, state, generation, the due time's stamp) for each
+        running deadline whose due time has passed."""
+        found = []
+        for uuid, job in self.jobs.items():
+            for reason in (HEARTBEAT, TIMEOUT):
+                due = job.due[reason]
+                if due is None or job.deleted:
+                    continue
+                assert abs(due - now) >= MARGIN, (
+                    f"job {uuid}: its {reason} is due {due - now:+.0f} s from a sweep"
+                )
+                if due < now:
+                    found.append((uuid, reason, job.state, job.generation, job.stamps[reason]))
+        return found
+
+    def deadline_holds(self, uuid: str, seen: tuple[str, str, int, int]) -> bool:
+        """Whether the job is still as the sweep saw it: state, generation and that very due time."""
+        job = self.jobs[uuid]
+        reason, state, generation, stamp = seen
+        return (
+            not job.deleted
+            and (job.state, job.generation) == (state, generation)
+            and job.stamps[reason] == stamp
+            and job.due[reason] is not None
+        )
+
+    def apply_deadline(self, uuid: str, event_id: str, seen: tuple[str, str, int, int], now: float) -> Entry:
+        """The system's fail of a missed deadline, where it holds and nothing accepted is queued: FAILED,
+        outside the API's order (the projection follows)."""
+        job = self.jobs[uuid]
+        assert self.deadline_holds(uuid, seen)
+        reason, state, generation, _ = seen
+        entry = Entry("fail", "applied", state, "FAILED", generation, SYSTEM)
+        job.state, job.last_event, job.last_applied = "FAILED", "fail", event_id
+        self._deadlines(job, state, now, changed=True, missed=reason)
+        job.pstate, job.pgen = "FAILED", generation
+        job.fails[event_id] = reason
+        return self._record(job, event_id, entry)
 
     def _record(self, job: ModelJob, event_id: str, entry: Entry) -> Entry:
         job.entries[event_id] = entry

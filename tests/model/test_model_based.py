@@ -78,6 +78,8 @@ from pipelinejobs.local.event_source import sqs_record
 from tests import aws_calls
 from tests.model.reference_model import (
     COMPLETION,
+    HEARTBEAT,
+    SYSTEM,
     TABLE,
     Accepted,
     Credential,
@@ -101,6 +103,14 @@ ADVANCES = (250, 700, 3700)
 # (ADVANCES), so no check is within 25 s of an expiry.
 KEY_EXPIRIES = (None, 475, None, 1225)
 MAX_SENDS = 16
+# A job's deadlines (SPEC section 3a), in seconds. Between an event's apply and a later sweep the clock
+# moves by the sum of up to seven ADVANCES (the late_by of its round, and up to three moves in each of
+# two rounds' `before`); none of these durations is such a sum, which are all multiples of 50, so no due
+# time is ever within 50 s of a sweep (the model asserts it).
+HEARTBEATS = (300, 800)
+TIMEOUTS = (1800, 2250)
+# The event id the worker records the system's fail of a missed deadline under (one per due time).
+DEADLINE_EVENT_ID = "{reason}-{deadline}"
 # How the worker words the refusal of an event accepted after one its producer key's revocation undid.
 KEY_REVOKED_BEFORE = "an event accepted before this one was refused (its producer key was revoked)"
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "QUEUED", "ARCHIVING", "NOT_A_KNOWN_STATUS")
@@ -158,6 +168,8 @@ class Round:
     # (worker AWS call, key) racing the worker, just before that call of the drain (after it, if fewer)
     revoke_after_sends: tuple[tuple[int, int], ...] = ()
     revoke_in_drain: tuple[int, int] | None = None
+    # the sweeper runs after this many of the round's sends (None: not in this round)
+    sweep: int | None = None
 
 
 def _predict(state: str, name: str, data: dict[str, Any]) -> str:
@@ -278,16 +290,24 @@ def _draw_key_burst(draw: Any, predicted: list[str], room: int) -> tuple[Send, .
     return tuple(sends[:room])
 
 
+Deadlines = tuple[tuple[int | None, int | None], ...]  # per job: (heartbeat_seconds, timeout_seconds)
+
+
 @st.composite
-def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys | None]:
+def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys | None, Deadlines | None]:
     n_jobs = draw(st.integers(1, 2))
     objects = [draw(st.sampled_from([0, 0, 2])) for _ in range(n_jobs)]
     keys = _draw_keys(draw, n_jobs)
+    # half the scenarios: jobs with deadlines (a heartbeat, a timeout, both or none), and a sweeper
+    deadlines: Deadlines | None = None
+    if draw(st.booleans()):
+        hb, to = st.sampled_from([None, *HEARTBEATS]), st.sampled_from([None, *TIMEOUTS])
+        deadlines = tuple((draw(hb), draw(to)) for _ in range(n_jobs))
     n_keys = len(keys.expiries) if keys else 0
     predicted = ["CREATED"] * n_jobs
     rounds, sent, earlier = [], 0, []
     live = list(range(n_keys))  # the keys not revoked yet (revoking one again changes nothing)
-    for r in range(draw(st.integers(1, 3))):
+    for r in range(draw(st.integers(2 if deadlines else 1, 3))):  # (a sweep needs a round before it)
         before: list[tuple[Any, ...]] = []
         if r:
             for _ in range(draw(st.integers(0, 2))):
@@ -304,6 +324,11 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys |
                     before.append((kind, job, cred) if kind == "rotate" else (kind, job))
         count = min(draw(st.integers(0 if r else 1, 5)), MAX_SENDS - sent)
         sends = tuple(_draw_send(draw, n_jobs, predicted, earlier, keys, tuple(live)) for _ in range(count))
+        if deadlines and not r and draw(st.integers(0, 3)):
+            # mostly, a job with deadlines starts running at once (through the API, with its token)
+            job = draw(st.integers(0, n_jobs - 1))
+            sends = (Send(job, "api", "run", "job", {}), *sends[: MAX_SENDS - 1])
+            count = len(sends)
         if draw(st.integers(0, 3)) == 0 and sent + count < MAX_SENDS:
             # (with keys, a key's burst: as many events as without them; the shared token's bursts are
             # the other half of the scenarios')
@@ -347,6 +372,11 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys |
             ghost = draw(st.integers(1, 10))
             interleaving = tuple(draw(st.lists(st.integers(0, 1), max_size=40)))
         late_by = draw(st.sampled_from([0, 0, 0, *ADVANCES]))
+        # the sweeper between deliveries (once something can be running), a while after the last round:
+        # before, amid or after the round's sends, so that its fails race the events accepted and queued
+        sweep = draw(st.sampled_from([None, *range(len(sends) + 1)])) if deadlines and r else None
+        if sweep is not None:
+            before.insert(0, ("advance", draw(st.sampled_from([*ADVANCES, 700]))))
         rounds.append(
             Round(
                 tuple(before),
@@ -359,9 +389,10 @@ def scenario_plans(draw: Any, mode: str) -> tuple[list[int], list[Round], Keys |
                 late_by,
                 revoke_after_sends,
                 revoke_in_drain,
+                sweep,
             )
         )
-    return objects, rounds, keys
+    return objects, rounds, keys, deadlines
 
 
 # -- fault injection -----------------------------------------------------------------------------------
@@ -618,6 +649,7 @@ class Queued:
     data: dict[str, Any]
     cred: Credential
     accepted: Accepted | None = None
+    deadline: tuple[str, str, int, int] | None = None  # the system's fail: (reason, state, generation, stamp)
 
 
 @dataclass
@@ -641,6 +673,13 @@ class Producers:
     key_queue: int = 0  # a key's events straight on the queue
     revocations: int = 0  # an admin revoked a key mid-scenario ...
     revocations_racing: int = 0  # ... while the worker drained the queue
+    # deadlines (SPEC section 3a)
+    sweeps: int = 0
+    fails_queued: int = 0  # the system's fails a sweep queued ...
+    fails_applied: int = 0  # ... applied (the job FAILED by the system)
+    fails_waited: int = 0  # ... that found accepted events queued and went behind them
+    fails_dropped: int = 0  # ... dropped: the job had moved on (an event applied first)
+    late_ignored: int = 0  # events refused (409) after a deadline's fail, recorded as ignored
 
 
 class Scenario:
@@ -672,6 +711,12 @@ class Scenario:
         self.keys: list[tuple[str, str]] = []  # every producer key issued: (id, key), in the plan's order
         # a key revoked while the worker drained: its id, and the event ids recorded by then
         self.revoked_in_drain: tuple[str, frozenset[str]] | None = None
+        # the sweeper (SPEC section 3a), on the queue the mode uses; the nominal times it ran at
+        sweep_queue: Any = self.fifo if mode != "queue" else SqsEventQueue(world.sqs, s.queue_url)
+        self.sweeper = JobService(
+            s, world.repo, queue=sweep_queue, admin_keys=StaticAdminKeys(ADMIN_KEY), clock=self.clock
+        )
+        self.swept_at: set[float] = set()
 
     # credentials -------------------------------------------------------------------------------------
 
@@ -710,7 +755,7 @@ class Scenario:
 
     # the phases of a round ---------------------------------------------------------------------------
 
-    def create(self, objects: list[int], keys: Keys | None) -> None:
+    def create(self, objects: list[int], keys: Keys | None, deadlines: Deadlines | None = None) -> None:
         admin = admin_token(ADMIN_KEY, self.now)
         for k, expiry in enumerate(keys.expiries if keys else ()):  # POST /keys
             expires_at = None if expiry is None else START + expiry
@@ -719,7 +764,10 @@ class Scenario:
             self.keys.append((body["id"], body["key"]))
             self.model.keys[body["id"]] = ModelKey(expires_at)
         for i, count in enumerate(objects):
-            spec = JobSpec(pipeline_uuid="model", data={"job": i})
+            heartbeat, timeout = deadlines[i] if deadlines else (None, None)
+            spec = JobSpec(
+                pipeline_uuid="model", data={"job": i}, heartbeat_seconds=heartbeat, timeout_seconds=timeout
+            )
             owner = keys.owners[i] if keys else None
             if owner is None:
                 created = JobService(
@@ -737,7 +785,9 @@ class Scenario:
                 callback = body["callback_url"].split("token=", 1)[1]
             self.uuids.append(uuid)
             self.job_tokens[uuid], self.callbacks[uuid] = [token], [callback]
-            self.model.jobs[uuid] = self.model.new_job(token, callback, self.now, owner=self.owner(owner))
+            self.model.jobs[uuid] = self.model.new_job(
+                token, callback, self.now, owner=self.owner(owner), heartbeat=heartbeat, timeout=timeout
+            )
             for _ in range(count):
                 self.output(i)
 
@@ -823,7 +873,7 @@ class Scenario:
         cred = self.credential(send.cred, send.job)
         self.producers.retries += send.retry
         if send.channel == "api":
-            accepted = self.submit(uuid, cred, send)
+            accepted = self.submit(uuid, cred, send, queued)
         elif send.channel == "callback":
             accepted = self.callback(uuid, cred, send)
         else:
@@ -844,17 +894,27 @@ class Scenario:
             self.post(last.body, last.group, str(uuidlib.uuid4()))
         return None
 
-    def submit(self, uuid: str, cred: Credential, send: Send) -> Accepted | None:
+    def submit(self, uuid: str, cred: Credential, send: Send, queued: list[Queued]) -> Accepted | None:
         """POST /jobs/{uuid}/events (with an Idempotency-Key, if the send has one)."""
         job = self.model.jobs[uuid]
         stale = cred.kind == "job" and cred.value != job.token
         expected, accepted, due = self.model.api_submit(uuid, cred, send.name, send.data, self.now, send.key)
+        last = self.api_queue.last
         try:
             answer = self.api.submit_event(
                 uuid, cred.value, parse_event({"name": send.name, "data": send.data}), send.key
             )
         except JobError as error:
             assert error.code == expected, f"submit {send.name}: {error.code}, model: {expected}"
+            sent = self.api_queue.last
+            if accepted is not None:  # refused after a deadline's fail: queued to be recorded as ignored
+                assert sent is not last and sent is not None, f"submit {send.name}: no late record queued"
+                assert (sent.body["name"], sent.body["ignore"]) == (send.name, True)
+                late = self.model.learned(uuid, None, accepted, sent.body["event_id"])
+                queued.append(Queued(uuid, late.event_id, send.name, send.data, cred, late))
+                self.producers.late_ignored += 1
+            else:
+                assert sent is last, f"submit {send.name} refused ({error.code}), yet a message was queued"
             self.producers.key_reused += error.code == "idempotency_key_reused"
             if cred.kind == "key":
                 self.producers.key_refused += error.code == "unauthorized"
@@ -924,6 +984,28 @@ class Scenario:
         else:
             raise AssertionError("an event id the API never issued for this job reads as queued")
         self.producers.unknown_ids += 1
+
+    def sweep(self, queued: list[Queued]) -> None:
+        """The sweeper (SPEC section 3a): it finds the jobs the model says are overdue, as they are, and
+        queues the system's fail of each, behind what is queued already."""
+        if self.now in self.swept_at:
+            # a sweep of the same minute: SQS deduplicates its messages (the worker's FIFO here would too,
+            # moto's only while the first is queued); the next minute's sweep sends them again
+            return
+        self.swept_at.add(self.now)
+        expected = self.model.overdue(self.now)
+        found = self.sweeper.sweep()
+        got = sorted((o.uuid, o.reason, o.state, o.generation) for o in found)
+        assert got == sorted(e[:4] for e in expected), f"sweep found {got}, model {expected}"
+        stamps = {(uuid, reason): stamp for uuid, reason, _, _, stamp in expected}
+        for o in found:
+            due = self.model.jobs[o.uuid].due[o.reason]
+            assert due is not None and abs(o.deadline / 1000 - due) < 25, f"job {o.uuid}: {o.reason} due"
+            event_id = DEADLINE_EVENT_ID.format(reason=o.reason, deadline=o.deadline)
+            seen = (o.reason, o.state, o.generation, stamps[(o.uuid, o.reason)])
+            queued.append(Queued(o.uuid, event_id, "fail", {}, Credential("none", ""), deadline=seen))
+        self.producers.sweeps += 1
+        self.producers.fails_queued += len(found)
 
     def send_junk(self, send: Send) -> None:
         stranger = str(uuidlib.uuid4())
@@ -1088,12 +1170,41 @@ class Scenario:
             for uuid in self.uuids:  # the worker applies accepted events in order: a prefix was done
                 done = [q.event_id in racing[1] for q in queued if q.uuid == uuid and q.accepted]
                 assert done == sorted(done, reverse=True), f"job {uuid}: accepted events applied out of order"
-        for i, q in enumerate(queued):
+        # the system's fails that found accepted events queued: back behind them, applied where the job
+        # still holds them once none is (where exactly, among the events straight from the queue behind
+        # them, depends on redeliveries: the history says, and the model checks it could be there)
+        waiting: list[Queued] = []
+        order = {uuid: self._recorded_order(uuid) for uuid in {q.uuid for q in queued if q.deadline}}
+        for i, q in enumerate([*queued, None]):
+            for w in list(waiting):
+                if q is not None and (
+                    q.uuid != w.uuid or any(r.uuid == w.uuid and r.accepted for r in queued[i:])
+                ):
+                    continue  # (another job's; or accepted events still queued)
+                recorded = order[w.uuid]
+                if not self.model.deadline_holds(w.uuid, w.deadline):
+                    waiting.remove(w)
+                    self.producers.fails_dropped += 1
+                elif q is None or recorded.get(w.event_id, len(recorded)) < recorded.get(q.event_id, -1):
+                    waiting.remove(w)
+                    self.model.apply_deadline(w.uuid, w.event_id, w.deadline, self.now)
+                    self.producers.fails_applied += 1
+            if q is None:
+                break
             pending = len(
                 {r.event_id for r in queued[i + 1 :] if r.uuid == q.uuid and r.accepted is not None}
             )
             gone = revoked | {racing[0]} if racing is not None and q.event_id not in racing[1] else revoked
-            if q.accepted is not None:
+            if q.deadline is not None:
+                if not self.model.deadline_holds(q.uuid, q.deadline):
+                    self.producers.fails_dropped += 1
+                elif pending:
+                    waiting.append(q)
+                    self.producers.fails_waited += 1
+                else:
+                    self.model.apply_deadline(q.uuid, q.event_id, q.deadline, self.now)
+                    self.producers.fails_applied += 1
+            elif q.accepted is not None:
                 entry = self.model.apply_accepted(q.uuid, q.accepted, self.now, pending, gone)
                 key = self.model.keys.get(key_of(q.accepted.by) or "")
                 expired = key is not None and key.expires_at is not None and key.expires_at <= self.now
@@ -1104,6 +1215,10 @@ class Scenario:
             self.model.keys[racing[0]].revoked = True
         for uuid in self.uuids:
             self.model.drained(uuid)
+
+    def _recorded_order(self, uuid: str) -> dict[str, int]:
+        """Where each event id is in the job's history (the order the worker recorded them in)."""
+        return {e.event_id: n for n, e in enumerate(self.world.repo.history(uuid, 1000, None).entries)}
 
     def verify_promises(self, histories: dict[str, list[Any]]) -> None:
         """Every 202 is applied, or ignored (a late callback), exactly once, under the principal that
@@ -1184,6 +1299,22 @@ class Scenario:
             assert got_projection == want_projection, (
                 f"job {uuid}: the API would check the next event against {got_projection}, model {want_projection}"
             )
+            # the deadlines (SPEC section 3a): which run, when they are due, which one failed the job
+            got_deadlines = (job.heartbeat_seconds, job.timeout_seconds, job.deadline_missed)
+            assert got_deadlines == (want.heartbeat, want.timeout, want.missed), (
+                f"job {uuid}: deadlines {got_deadlines}, model {(want.heartbeat, want.timeout, want.missed)}"
+            )
+            for reason, got_due in ((HEARTBEAT, job.heartbeat_due), ("timeout", job.timeout_due)):
+                want_due = want.due[reason]
+                assert (got_due is None) == (want_due is None), (
+                    f"job {uuid}: {reason} due {got_due}, model {want_due}"
+                )
+                assert got_due is None or want_due is None or abs(got_due / 1000 - want_due) < 25
+            for e in entries:
+                if e.event_id in want.fails:
+                    assert e.by == SYSTEM and e.data.get("reason") == want.fails[e.event_id], (
+                        f"job {uuid}: {e}"
+                    )
             _, prefix = split_s3_url(job.archive_path)
             assert len(self.world.versions(prefix)) == want.objects, f"job {uuid}: archive differs"
         for stranger in self.strangers:  # nothing is recorded for a job that does not exist
@@ -1204,8 +1335,14 @@ class Scenario:
                 "ApproximateNumberOfMessagesNotVisible": "0",
             }
 
-    def play(self, objects: list[int], rounds: list[Round], keys: Keys | None = None) -> None:
-        self.create(objects, keys)
+    def play(
+        self,
+        objects: list[int],
+        rounds: list[Round],
+        keys: Keys | None = None,
+        deadlines: Deadlines | None = None,
+    ) -> None:
+        self.create(objects, keys, deadlines)
         for rnd in rounds:
             self.between(rnd.before)
             self.round_tokens = {uuid: job.token for uuid, job in self.model.jobs.items() if job.token}
@@ -1213,6 +1350,8 @@ class Scenario:
             for i, send in enumerate([*rnd.sends, None]):
                 for key in (key for after, key in rnd.revoke_after_sends if after == i):
                     self.revoke(key)
+                if rnd.sweep == i:
+                    self.sweep(queued)
                 if send is not None:
                     self.send(send, queued)
             if not self.producers.unknown_ids:  # once a scenario: each check costs reads
@@ -1244,7 +1383,9 @@ def test_random_event_sequences_match_the_reference_model(world, mode, scenario_
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
     @given(scenario=scenario_plans(mode))
-    def scenario_matches_the_model(scenario: tuple[list[int], list[Round], Keys | None]) -> None:
+    def scenario_matches_the_model(
+        scenario: tuple[list[int], list[Round], Keys | None, Deadlines | None],
+    ) -> None:
         note(f"scenario: {scenario!r}")  # printed with a failing (shrunk) example
         # given an empty table, queue and archive, and a scenario of jobs, rounds and faults
         world.reset()
@@ -1275,7 +1416,11 @@ def test_random_event_sequences_match_the_reference_model(world, mode, scenario_
 # printed, so that a fix stays fixed whatever the seed of later runs).
 
 
-Plan = tuple[list[int], list[Round]] | tuple[list[int], list[Round], Keys | None]
+Plan = (
+    tuple[list[int], list[Round]]
+    | tuple[list[int], list[Round], Keys | None]
+    | tuple[list[int], list[Round], Keys | None, Deadlines | None]
+)
 
 
 def _one_race_round(*sends: Send) -> Plan:

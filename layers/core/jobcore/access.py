@@ -459,7 +459,9 @@ class ApiService:
         data: the outputs, a status) is kept in the history, not lost with the 409."""
         result = self.repo.accept(self._acceptance(uuid, kind, token, name, None, now))
         if result.accepted and result.job is not None:
-            self._queue(result.job, kind, token, name, data, self.keyring().event_id(uuid), now, ignore=True)
+            event_id = self.keyring().event_id(uuid)
+            # (no rotation: the 409 hands no token back, SPEC section 4)
+            self._queue(result.job, kind, token, name, data, event_id, now, ignore=True, rotate=False)
 
     def _acceptance(
         self,
@@ -566,12 +568,14 @@ class ApiService:
         now: float,
         *,
         ignore: bool = False,
+        rotate: bool = True,
     ) -> Accepted:
-        """Send an event just accepted, in the place `before` leaves it; then the token to use next."""
+        """Send an event just accepted, in the place `before` leaves it; then the token to use next
+        (`rotate`: rotated if due; else the current one, for an answer that hands no token back)."""
         expect = (before.projected_state, before.projected_generation)
         by = principal(kind, producer_key_id(token))
         self._send(before.uuid, by, token, name, data, event_id, now, before.accepted_seq + 1, expect, ignore)
-        next_token, rotated = self._token_after(before, kind, token, name, expect[0])
+        next_token, rotated = self._token_after(before, kind, token, name, expect[0], rotate=rotate)
         return Accepted(event_id, name, next_token, rotated)
 
     def _send(

@@ -252,6 +252,10 @@ class DeadlineMessage(BaseModel):
     state: str
     generation: Annotated[int, Field(strict=True, ge=1)]
     signature: Annotated[str, StringConstraints(max_length=64)]
+    # set when it first found accepted events still queued and went back behind them (the worker's
+    # clock then), and how often it has since: it overtakes them only after order_wait_seconds
+    since: float | None = None
+    waits: Annotated[int, Field(ge=0, le=1000)] = 0
 
     @field_validator("uuid")
     @classmethod

@@ -771,8 +771,10 @@ class JobService:
         event: applied only if the job is still in the state and generation the sweeper saw, with the
         same deadline pending (an event applied meanwhile moved or cleared it: that event won), and
         the deadline has passed by this clock too. It is a state change outside the API's order, so it
-        waits while accepted events are queued (they may restart the heartbeat or end the job), unless
-        the deadline passed more than `order_wait_seconds` ago: then what is still queued is lost."""
+        waits while accepted events are queued (they may restart the heartbeat or end the job): it goes
+        back behind them, and overtakes them only once it has waited `order_wait_seconds` for them
+        (then they are lost: they were never queued). Measured from the deadline instead, a backlog of
+        that long would let it overtake events answered 202 after the sweep, queued behind it."""
         try:
             message = DeadlineMessage.model_validate(body)
         except ValidationError as error:
@@ -809,7 +811,7 @@ class JobService:
             now=now,
             authorized=True,
             outside_order=True,
-            overtakes=now - m.deadline / 1000 >= self.settings.order_wait_seconds,
+            overtakes=m.since is not None and now - m.since >= self.settings.order_wait_seconds,
             deadline=(m.reason, m.deadline),
         )
         entry = HistoryEntry(
@@ -823,13 +825,31 @@ class JobService:
         if conflict.duplicate:
             return Result("duplicate", m.uuid, "fail", event_id, "already processed")
         job = conflict.job
-        if job is not None and not job.deleted and job.state is state and job.queued_events:
-            # each may restart the heartbeat or end the job; if not, the next sweep sends this again
-            reason = f"waits for {job.queued_events} accepted events still queued"
-            return Result("duplicate", m.uuid, "fail", event_id, reason)
+        if (
+            job is not None
+            and not job.deleted
+            and (job.state, job.generation) == (state, m.generation)
+            and (job.heartbeat_due if m.reason == HEARTBEAT else job.timeout_due) == m.deadline
+            and job.queued_events
+        ):
+            return self._requeue_deadline(m, event_id, now, job.queued_events)
         return Result(
             "duplicate", m.uuid, "fail", event_id, "superseded: the job moved on before its deadline"
         )
+
+    def _requeue_deadline(self, m: DeadlineMessage, event_id: str, now: float, queued: int) -> Result:
+        """The fail of a missed deadline, back to the end of its job's message group: behind the
+        accepted events still queued, each of which may restart the heartbeat or end the job (it is
+        dropped then). A pause first, growing with each wait, as for an accepted event (_requeue)."""
+        if self.queue is None:
+            raise TransientError("no queue to wait on for the accepted events")
+        self.sleep(min(_FIRST_PAUSE * 2**m.waits, _LONGEST_PAUSE))
+        since = m.since if m.since is not None else now
+        body = {**m.model_dump(), "since": since, "waits": m.waits + 1}
+        stamp = int(self.clock.now() * 1000)
+        self.queue.send(body, group_id=m.uuid, dedup_id=f"{event_id}:wait:{stamp}")
+        reason = f"waits for {queued} accepted events still queued"
+        return Result(REQUEUED, m.uuid, "fail", event_id, reason)
 
     # -- follow-ups: archive erasure -----------------------------------------------------------------
 
