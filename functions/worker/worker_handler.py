@@ -116,15 +116,26 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 def in_accepted_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The batch with each message group's events in the API's order (their `seq`), the groups' places
     kept. Two API requests whose sends crossed reach the queue out of order; within a batch they are
-    put back in order here, across batches the worker waits for the one before (jobcore.service)."""
-    places: dict[str, list[tuple[int, int]]] = {}  # group -> (place in the batch, seq) of accepted events
+    put back in order here, across batches the worker waits for the one before (jobcore.service).
+
+    Only accepted events with no other message of their group between them are reordered: a message the
+    API did not order (sent straight to the queue, an internal one) is checked against the accepted
+    events still queued when it is handled, so no accepted event may move from before it to after it
+    (a retry re-sent with its old place would otherwise take an earlier event's)."""
+    runs: list[list[tuple[int, int]]] = []  # (place in the batch, seq) of consecutive accepted events
+    current: dict[str, list[tuple[int, int]]] = {}  # group -> the run it is in
     for i, record in enumerate(records):
+        group = (record.get("attributes") or {}).get("MessageGroupId") or ""
         seq = _seq(record)
-        if seq:
-            group = (record.get("attributes") or {}).get("MessageGroupId") or ""
-            places.setdefault(group, []).append((i, seq))
+        if not seq:
+            current.pop(group, None)  # another message of the group ends its run
+            continue
+        if group not in current:
+            current[group] = []
+            runs.append(current[group])
+        current[group].append((i, seq))
     ordered = list(records)
-    for found in places.values():
+    for found in runs:
         if any(a[1] > b[1] for a, b in itertools.pairwise(found)):
             by_seq = sorted(found, key=lambda place: place[1])
             for (i, _), (j, _) in zip(found, by_seq, strict=True):
