@@ -147,6 +147,29 @@ def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in mapping.items() if value is not None}
 
 
+def _listing_query(
+    state: str | None,
+    pipeline_uuid: str | None,
+    tag: str | None,
+    owner: str | None,
+    updated_after: str | _dt.datetime | None,
+    updated_before: str | _dt.datetime | None,
+    child_of: str | None,
+) -> dict[str, Any]:
+    """The query of a listing's filters (GET /jobs and GET /jobs/counts take the same)."""
+    return _compact(
+        {
+            "state": state,
+            "pipeline_uuid": pipeline_uuid,
+            "tag": tag,
+            "owner": owner,
+            "updated_after": _timestamp(updated_after),
+            "updated_before": _timestamp(updated_before),
+            "child_of": child_of,
+        }
+    )
+
+
 def _key_id(key: str) -> str | None:
     """The public id in a producer key `pjk_<id>_<secret>`, or None if `key` is not shaped like one.
     (The id may itself hold a "_": it is cut at its fixed length.)"""
@@ -364,17 +387,7 @@ class Client:
         by creation rather than by update; the other filters apply too.
         limit: the most jobs to yield (None: all). Each yielded item is the job's representation.
         """
-        query = _compact(
-            {
-                "state": state,
-                "pipeline_uuid": pipeline_uuid,
-                "tag": tag,
-                "owner": owner,
-                "updated_after": _timestamp(updated_after),
-                "updated_before": _timestamp(updated_before),
-                "child_of": child_of,
-            }
-        )
+        query = _listing_query(state, pipeline_uuid, tag, owner, updated_after, updated_before, child_of)
         yielded = 0
         cursor: str | None = None
         while True:
@@ -404,17 +417,7 @@ class Client:
     ) -> dict[str, Any]:
         """Jobs per state for `iter_jobs`' filters: `{"counts": {state: n, ...}, "total": n, "complete":
         bool}` (every state named; `complete` is False when more jobs match than one call counts)."""
-        query = _compact(
-            {
-                "state": state,
-                "pipeline_uuid": pipeline_uuid,
-                "tag": tag,
-                "owner": owner,
-                "updated_after": _timestamp(updated_after),
-                "updated_before": _timestamp(updated_before),
-                "child_of": child_of,
-            }
-        )
+        query = _listing_query(state, pipeline_uuid, tag, owner, updated_after, updated_before, child_of)
         return dict(self._request("GET", "/jobs/counts", query=query, token=self.token))
 
     def list_jobs(self, **filters: Any) -> list[Job]:

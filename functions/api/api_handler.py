@@ -432,6 +432,15 @@ def create_job(spec: Annotated[JobSpec, Body()]):
     return _json(201, body, secret=True, headers={"Location": f"/jobs/{body['job']['uuid']}"})
 
 
+# The listing's filters, which GET /jobs and GET /jobs/counts share.
+StateQuery = Annotated[State | None, Query()]
+PipelineQuery = Annotated[str | None, Query(max_length=128)]
+TagQuery = Annotated[str | None, Query(max_length=64)]
+OwnerQuery = Annotated[str | None, Query(max_length=32, description="a producer key's id, or admin")]
+AfterQuery = Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")]
+BeforeQuery = Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")]
+
+
 @app.get(
     "/jobs",
     summary="List jobs, newest first (admin: all; a producer key: its own)",
@@ -444,12 +453,12 @@ def create_job(spec: Annotated[JobSpec, Body()]):
     tags=["jobs"],
 )
 def list_jobs(
-    state: Annotated[State | None, Query()] = None,
-    pipeline_uuid: Annotated[str | None, Query(max_length=128)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    owner: Annotated[str | None, Query(max_length=32, description="a producer key's id, or admin")] = None,
-    updated_after: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
-    updated_before: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
+    state: StateQuery = None,
+    pipeline_uuid: PipelineQuery = None,
+    tag: TagQuery = None,
+    owner: OwnerQuery = None,
+    updated_after: AfterQuery = None,
+    updated_before: BeforeQuery = None,
     child_of: Annotated[
         str | None,
         Query(
@@ -492,12 +501,12 @@ def list_jobs(
     tags=["jobs"],
 )
 def count_jobs(
-    state: Annotated[State | None, Query()] = None,
-    pipeline_uuid: Annotated[str | None, Query(max_length=128)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    owner: Annotated[str | None, Query(max_length=32, description="a producer key's id, or admin")] = None,
-    updated_after: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
-    updated_before: Annotated[str | None, Query(max_length=40, description="ISO-8601, inclusive")] = None,
+    state: StateQuery = None,
+    pipeline_uuid: PipelineQuery = None,
+    tag: TagQuery = None,
+    owner: OwnerQuery = None,
+    updated_after: AfterQuery = None,
+    updated_before: BeforeQuery = None,
     child_of: Annotated[
         str | None, Query(max_length=128, description="jobs whose child_of holds this id")
     ] = None,

@@ -48,7 +48,13 @@ BeforeOpt = Annotated[
 
 
 def _filters(
-    state: str | None, pipeline: str | None, tag: str | None, after: str | None, before: str | None
+    state: str | None,
+    pipeline: str | None,
+    tag: str | None,
+    after: str | None,
+    before: str | None,
+    owner: str | None = None,
+    child_of: str | None = None,
 ) -> dict[str, Any]:
     return {
         key: value
@@ -58,9 +64,29 @@ def _filters(
             "tag": tag,
             "updated_after": after,
             "updated_before": before,
+            "owner": owner or None,
+            "child_of": child_of or None,
         }.items()
         if value is not None
     }
+
+
+OwnerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--owner",
+        help="Only jobs created by this producer key's id, or `admin` (an admin's filter).",
+        show_default=False,
+    ),
+]
+ChildOfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--child-of",
+        help="Only jobs of this input id (their child_of holds it), newest first by creation.",
+        show_default=False,
+    ),
+]
 
 
 def _elapsed(seconds: Any) -> str:
@@ -154,22 +180,12 @@ def jobs_counts(
     tag: TagOpt = None,
     updated_after: AfterOpt = None,
     updated_before: BeforeOpt = None,
-    owner: Annotated[
-        str | None,
-        typer.Option("--owner", help="Only jobs of this producer key's id, or `admin`.", show_default=False),
-    ] = None,
-    child_of: Annotated[
-        str | None,
-        typer.Option("--child-of", help="Only jobs of this input id.", show_default=False),
-    ] = None,
+    owner: OwnerOpt = None,
+    child_of: ChildOfOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """How many jobs are in each state, for the same filters as `jobs list` (a key: its own jobs)."""
-    filters = _filters(state, pipeline, tag, updated_after, updated_before)
-    if owner:
-        filters["owner"] = owner
-    if child_of:
-        filters["child_of"] = child_of
+    filters = _filters(state, pipeline, tag, updated_after, updated_before, owner, child_of)
     answer = _config(ctx).client().count_jobs(**filters)
     if as_json:
         _print_json(answer)
@@ -214,22 +230,8 @@ def jobs_list(
     tag: TagOpt = None,
     updated_after: AfterOpt = None,
     updated_before: BeforeOpt = None,
-    owner: Annotated[
-        str | None,
-        typer.Option(
-            "--owner",
-            help="Only jobs created by this producer key's id, or `admin` (an admin's filter).",
-            show_default=False,
-        ),
-    ] = None,
-    child_of: Annotated[
-        str | None,
-        typer.Option(
-            "--child-of",
-            help="Only jobs of this input id (their child_of holds it), newest first by creation.",
-            show_default=False,
-        ),
-    ] = None,
+    owner: OwnerOpt = None,
+    child_of: ChildOfOpt = None,
     limit: Annotated[int, typer.Option(help="Show at most this many jobs.", min=1)] = 50,
     all_jobs: Annotated[
         bool, typer.Option("--all", help="Show every matching job (pages through all).")
@@ -238,11 +240,7 @@ def jobs_list(
 ) -> None:
     """List jobs, newest first, optionally filtered: every job as the admin, its own with a producer key."""
     client = _config(ctx).client()
-    filters = _filters(state, pipeline, tag, updated_after, updated_before)
-    if owner:
-        filters["owner"] = owner
-    if child_of:
-        filters["child_of"] = child_of
+    filters = _filters(state, pipeline, tag, updated_after, updated_before, owner, child_of)
     # One more than shown tells whether there are more.
     jobs = list(client.iter_jobs(**filters, limit=None if all_jobs else limit + 1))
     more = not all_jobs and len(jobs) > limit
