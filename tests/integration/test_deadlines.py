@@ -23,6 +23,16 @@ def _run(h: Harness, uuid: str, name: str = "run", data: dict[str, Any] | None =
     h.work()
 
 
+def _failed_at_its_deadline(api: Api, **deadline: int) -> Any:
+    """A job created through the API with `deadline`, run, then silent until the sweep failed it."""
+    job = api.create(**deadline)
+    api.send(job, "run")
+    api.harness.clock.advance(max(deadline.values()) + 1)
+    api.harness.service.sweep()
+    api.work()
+    return job
+
+
 def _system_fails(h: Harness, uuid: str) -> list[dict[str, Any]]:
     return [e for e in h.history(uuid) if e["by"] == "system"]
 
@@ -293,12 +303,7 @@ def test_an_accepted_event_still_queued_holds_the_fail_back(api: Api) -> None:
 
 
 def test_a_finish_after_the_timeout_is_409_and_recorded_as_ignored(api: Api) -> None:
-    h = api.harness
-    job = api.create(timeout_seconds=100)
-    api.send(job, "run")
-    h.clock.advance(101)
-    h.service.sweep()
-    api.work()
+    job = _failed_at_its_deadline(api, timeout_seconds=100)
     response = api.event(job.uuid, job.token, "finish", {"outputs": ["s3://late/result.csv"]})
     assert response.status == 409
     assert "timeout deadline passed" in response.body["error"]["message"]
@@ -310,12 +315,7 @@ def test_a_finish_after_the_timeout_is_409_and_recorded_as_ignored(api: Api) -> 
 
 
 def test_a_callback_after_the_heartbeat_is_recorded_as_ignored(api: Api) -> None:
-    h = api.harness
-    job = api.create(heartbeat_seconds=60)
-    api.send(job, "run")
-    h.clock.advance(61)
-    h.service.sweep()
-    api.work()
+    job = _failed_at_its_deadline(api, heartbeat_seconds=60)
     assert api.callback(job, "FINISHED", {"result": 42}).status == 202  # the platform is not made to retry
     api.work()
     (late,) = [e for e in api.history(job, token=api.admin()) if e["name"] == "finish"]
@@ -424,11 +424,7 @@ def test_a_late_event_recorded_as_ignored_does_not_rotate_the_token(api: Api) ->
     from jobcore.tokens import hash_token
 
     h = api.harness
-    job = api.create(timeout_seconds=100)
-    api.send(job, "run")
-    h.clock.advance(101)
-    h.service.sweep()
-    api.work()
+    job = _failed_at_its_deadline(api, timeout_seconds=100)
     response = api.event(job.uuid, job.token, "finish", {"outputs": ["s3://late/result.csv"]})
     assert response.status == 409
     api.work()
