@@ -30,6 +30,7 @@ from jobcore.payloads import data_size as data_size
 from jobcore.payloads import decode_json as decode_json
 from jobcore.payloads import event_data as event_data
 from jobcore.payloads import too_deep as too_deep
+from jobcore.records import MAX_DEADLINE_SECONDS
 from jobcore.states import check_event_name
 
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
@@ -39,7 +40,6 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # A deadline (SPEC section 3a): whole seconds, at least one, at most a leap year; never a bool, a
 # float or a string of digits (strict), so that `true`, `1.5` and `"60"` are refused, not coerced.
-MAX_DEADLINE_SECONDS: Final = 366 * 24 * 3600
 DeadlineSeconds = Annotated[int, Field(strict=True, ge=1, le=MAX_DEADLINE_SECONDS)]
 
 

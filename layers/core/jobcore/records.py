@@ -33,6 +33,8 @@ STATE_TIME_FIELDS: Final = {
 # it). Leaving them clears the deadline, in the same write.
 HEARTBEAT: Final = "heartbeat"
 TIMEOUT: Final = "timeout"
+# The longest deadline: a leap year (a job's own, and a pipeline's default).
+MAX_DEADLINE_SECONDS: Final = 366 * 24 * 3600
 DEADLINE_STATES: Final = {
     HEARTBEAT: frozenset({State.RUNNING, State.INDEXING, State.VALIDATING}),
     TIMEOUT: frozenset({State.RUNNING}),

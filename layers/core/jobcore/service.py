@@ -720,14 +720,10 @@ class JobService:
             event_id = own_id
         return self._reject(uuid.lower(), event_id, body.get("name"), body.get("data"), reason, None)
 
-    def _reject_erase(self, uuid: Any, event_id: str, reason: str) -> Result:
-        """A forged or garbled erasure step, recorded (when its job exists) under the message's own id:
-        the event id in its body names the reset it claims to continue, whose entry it must not take."""
-        return self._reject_internal(uuid, "erase", event_id, reason)
-
     def _reject_internal(self, uuid: Any, name: str, event_id: str, reason: str) -> Result:
         """A forged or garbled internal message (an erasure step, a deadline's fail), recorded when its
-        job exists under the message's own id, never under the id of what it claims to be."""
+        job exists under the message's own id, never under the id of what it claims to be (an erasure
+        step's body names the reset it continues, whose entry it must not take)."""
         if not isinstance(uuid, str) or not is_uuid(uuid):
             return Result("unrecorded", None, name, event_id, reason)
         return self._reject(uuid.lower(), event_id, name, {}, reason, None)
@@ -890,14 +886,14 @@ class JobService:
         try:
             message = EraseMessage.model_validate(body)
         except ValidationError as error:
-            return self._reject_erase(
-                body.get("uuid"), fallback_event_id, f"malformed erase message: {describe(error)}"
+            return self._reject_internal(
+                body.get("uuid"), "erase", fallback_event_id, f"malformed erase message: {describe(error)}"
             )
         if not self.keyring().erase_signed(
             message.uuid, message.purpose, message.event_id, message.generation, message.signature
         ):
-            return self._reject_erase(
-                message.uuid, fallback_event_id, "the erase message's signature is not valid"
+            return self._reject_internal(
+                message.uuid, "erase", fallback_event_id, "the erase message's signature is not valid"
             )
         job = self.repo.get(message.uuid)
         current = (

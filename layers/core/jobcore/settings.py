@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from jobcore.records import MAX_DEADLINE_SECONDS
 from jobcore.tokens import RotationPolicy
 
 _REQUIRED = ("TABLE_NAME", "QUEUE_URL", "ARCHIVE_BUCKET", "ADMIN_KEY_PARAMETER")
@@ -110,7 +111,6 @@ class Settings:
 
 
 _DEADLINE_FIELDS = ("heartbeat_seconds", "timeout_seconds")
-_MAX_DEADLINE = 366 * 24 * 3600
 
 
 def _deadlines(raw: str, problems: list[str]) -> Mapping[str, Mapping[str, int]]:
@@ -133,10 +133,12 @@ def _deadlines(raw: str, problems: list[str]) -> Mapping[str, Mapping[str, int]]
             continue
         for name, seconds in limits.items():
             if seconds is not None and (
-                not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= _MAX_DEADLINE
+                not isinstance(seconds, int)
+                or isinstance(seconds, bool)
+                or not 1 <= seconds <= MAX_DEADLINE_SECONDS
             ):
                 problems.append(
-                    f"PIPELINE_DEADLINES: {pipeline}.{name} must be 1 to {_MAX_DEADLINE} seconds or null"
+                    f"PIPELINE_DEADLINES: {pipeline}.{name} must be 1 to {MAX_DEADLINE_SECONDS} seconds or null"
                 )
         result[pipeline] = MappingProxyType({k: v for k, v in limits.items() if v is not None})
     return MappingProxyType(result)
