@@ -56,6 +56,8 @@ def new_callback_token() -> str:
 def new_producer_key() -> tuple[str, str]:
     """(id, key): a fresh producer key `pjk_<id>_<secret>` and its public id."""
     key_id = secrets.token_urlsafe(9)  # 12 URL-safe characters
+    while key_id.startswith("-"):  # a command line (`keys revoke <id>`) would take it for an option
+        key_id = secrets.token_urlsafe(9)
     return key_id, f"{PRODUCER_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(_KEY_SECRET_BYTES)}"
 
 
