@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from functools import cache, lru_cache
 from http import HTTPStatus
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools import Logger
@@ -30,10 +31,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobcore.access import (
+    MAX_DEAD_LETTER_PEEK,
     MAX_HISTORY_LIMIT,
     MAX_LIST_LIMIT,
     MAX_OUTPUTS_LIMIT,
     OUTPUT_URL_SECONDS,
+    REDRIVE_PER_CALL,
     ApiService,
 )
 from jobcore.clock import Clock
@@ -47,6 +50,7 @@ from jobcore.errors import (
     JobExists,
     JobNotFound,
     KeyNotFound,
+    NotConfigured,
     PayloadTooLarge,
     TooManyRotations,
     TransientError,
@@ -55,6 +59,7 @@ from jobcore.errors import (
 )
 from jobcore.models import MAX_BODY_BYTES, JobSpec, LifecycleEvent
 from jobcore.payloads import strict_json_loads
+from jobcore.ports import DeadLetters
 from jobcore.states import EVENT_NAMES, State
 
 logger = Logger()
@@ -72,6 +77,7 @@ ERROR_STATUS: Final = {
     JobNotFound: HTTPStatus.NOT_FOUND,
     EventNotFound: HTTPStatus.NOT_FOUND,
     KeyNotFound: HTTPStatus.NOT_FOUND,
+    NotConfigured: HTTPStatus.NOT_FOUND,
     JobExists: HTTPStatus.CONFLICT,
     EventNotAllowed: HTTPStatus.CONFLICT,
     # The IETF Idempotency-Key draft's status for a key reused with another request.
@@ -137,6 +143,12 @@ def build_service(*, clock: Clock | None = None) -> ApiService:
 
         return S3ArchiveStore(aws.client("s3", config=Config(signature_version="s3v4")))
 
+    def dead_letters() -> DeadLetters:
+        # Only the dashboard's dead-letter routes need them: built on their first request.
+        from jobcore.adapters.dead_letters import SqsDeadLetters
+
+        return SqsDeadLetters(aws.client("sqs"), settings.dead_letter_queue_url or "", settings.queue_url)
+
     return ApiService(
         settings,
         DynamoJobRepository(settings.table_name, host=os.environ.get("AWS_ENDPOINT_URL"), session=session),
@@ -144,6 +156,7 @@ def build_service(*, clock: Clock | None = None) -> ApiService:
         SsmAdminKeys(settings.admin_key_parameter, aws.client("ssm")),
         clock=clock,
         archive=archive,
+        dead_letters=dead_letters if settings.dead_letter_queue_url else None,
     )
 
 
@@ -712,6 +725,102 @@ def revoke_key(key_id: str):
     return _json(200, _deps().revoke_key(_bearer(), key_id))
 
 
+class DeadLetterView(BaseModel):
+    message_id: str
+    uuid: str | None = Field(description="the job the message is for, when its body names one")
+    name: str | None = Field(description="the event's name, when its body names one")
+    event_id: str | None
+    receive_count: int = Field(description="how often the worker received it before it was dead-lettered")
+    sent_at: str | None
+    group_id: str | None
+    data: Any = Field(None, description="the event's data (never its token)")
+
+
+class DeadLettersResponse(BaseModel):
+    approximate_count: int = Field(description="about how many messages wait in the dead-letter queue")
+    messages: list[DeadLetterView] = Field(description="some of them, left in the queue")
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max: int = Field(REDRIVE_PER_CALL, ge=1, le=REDRIVE_PER_CALL, description="move at most this many")
+
+
+class RedriveResponse(BaseModel):
+    moved: int
+    remaining: int = Field(description="about how many are left: call again while it is above 0")
+
+
+_DLQ_ERRORS = {**_KEY_ERRORS, 404: _doc("the deployment names no dead-letter queue")}
+
+
+@app.get(
+    "/dlq",
+    summary="Look at the dead-letter queue (admin)",
+    description="Events the worker failed to apply after every retry (a failure of the machinery, never "
+    "a caller's mistake). The messages shown stay in the queue; tokens are never shown.",
+    responses={200: _doc("the queue's depth and some messages", DeadLettersResponse), **_DLQ_ERRORS},
+    security=_BEARER,
+    tags=["operations"],
+)
+def list_dead_letters(limit: Annotated[int, Query(ge=1, le=MAX_DEAD_LETTER_PEEK)] = 10):
+    return _json(200, _deps().dead_letters(_bearer(), limit))
+
+
+@app.post(
+    "/dlq/redrive",
+    summary="Move dead-lettered events back to the events queue (admin)",
+    description=f"At most {REDRIVE_PER_CALL} per request; each event is still applied at most once. "
+    "Fix the cause first.",
+    responses={200: _doc("how many moved, how many are left", RedriveResponse), **_DLQ_ERRORS},
+    security=_BEARER,
+    tags=["operations"],
+)
+def redrive_dead_letters(request: Annotated[RedriveRequest | None, Body()] = None):
+    limit = request.max if request is not None else REDRIVE_PER_CALL
+    return _json(200, _deps().redrive(_bearer(), limit))
+
+
+# -- the dashboard (SPEC section 9): a static page and its two files, read on their first request -----
+
+DASHBOARD_DIR: Final = Path(__file__).resolve().parent / "dashboard"
+DASHBOARD_ASSETS: Final = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+# Job data, names, tags and history are hostile input: the page renders them as text (app.js never
+# writes markup), and this policy forbids any script but app.js, inline or injected, should one slip.
+DASHBOARD_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+_PAGE_HEADERS: Final = {
+    "Content-Security-Policy": DASHBOARD_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@lru_cache(maxsize=8)
+def _dashboard_file(name: str) -> str:
+    return (DASHBOARD_DIR / name).read_text(encoding="utf-8")
+
+
+@app.get("/", include_in_schema=False)
+def dashboard():
+    return Response(200, "text/html; charset=utf-8", _dashboard_file("index.html"), headers=_PAGE_HEADERS)
+
+
+@app.get("/ui/<asset>", include_in_schema=False)
+def dashboard_asset(asset: str):
+    content_type = DASHBOARD_ASSETS.get(asset)
+    if content_type is None:
+        return _json(404, error_body("not_found", "no such file of the dashboard"))
+    return Response(200, content_type, _dashboard_file(asset), headers=_PAGE_HEADERS)
+
+
 @lru_cache(maxsize=8)
 def _openapi_json(base_url: str) -> str:
     from aws_lambda_powertools.event_handler.openapi.models import Server
@@ -820,7 +929,7 @@ def _route_patterns() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
         )
         regex = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "/?$"
         patterns.append((re.compile(regex), methods))
-    patterns.append((re.compile("^/(openapi\\.json|docs)/?$"), ("GET",)))
+    patterns.append((re.compile("^/(openapi\\.json|docs|ui/[^/]+)?/?$"), ("GET",)))
     return tuple(patterns)
 
 

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from jobcore.adapters import dead_letters
 from pipelinejobs.cli._app import (
     LOCAL_STACK_NAME,
     JsonOpt,
     YesOpt,
     _err,
     _examples,
-    _iso,
     _out,
     _print_json,
     _short_time,
@@ -67,66 +65,6 @@ def _queue_urls(
     return dlq_url, queue_url
 
 
-def _describe_message(message: dict[str, Any]) -> dict[str, Any]:
-    """A dead-lettered message, for display: never its token."""
-    try:
-        body = json.loads(message.get("Body") or "")
-    except ValueError:
-        body = None
-    attributes = message.get("Attributes", {})
-    sent = attributes.get("SentTimestamp")
-    described: dict[str, Any] = {
-        "message_id": message.get("MessageId"),
-        "uuid": body.get("uuid") if isinstance(body, dict) else None,
-        "name": body.get("name") if isinstance(body, dict) else None,
-        "event_id": body.get("event_id") if isinstance(body, dict) else None,
-        "receive_count": int(attributes.get("ApproximateReceiveCount", 0) or 0),
-        "sent_at": _iso(datetime.fromtimestamp(int(sent) / 1000, UTC)) if sent else None,
-        "group_id": attributes.get("MessageGroupId"),
-    }
-    if isinstance(body, dict) and "data" in body:
-        described["data"] = body["data"]
-    if not isinstance(body, dict):
-        described["body"] = "(not JSON)"
-    return described
-
-
-def _peek(sqs: Any, dlq_url: str, maximum: int, hold: int = 30) -> list[dict[str, Any]]:
-    """Up to `maximum` messages of the queue, left in it: received with a short hold, then made
-    visible again at once. (In a FIFO queue, messages of a group behind a held one are not seen.)"""
-    seen: dict[str, dict[str, Any]] = {}
-    try:
-        while len(seen) < maximum:
-            response = sqs.receive_message(
-                QueueUrl=dlq_url,
-                MaxNumberOfMessages=min(10, maximum - len(seen)),
-                VisibilityTimeout=hold,
-                WaitTimeSeconds=0,
-                MessageSystemAttributeNames=["All"],
-            )
-            messages = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
-            if not messages:
-                break
-            for message in messages:
-                seen[message["MessageId"]] = message
-    finally:
-        handles = [m["ReceiptHandle"] for m in seen.values()]
-        for start in range(0, len(handles), 10):
-            sqs.change_message_visibility_batch(
-                QueueUrl=dlq_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                    for i, handle in enumerate(handles[start : start + 10])
-                ],
-            )
-    return list(seen.values())
-
-
-def _queue_depth(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))
-
-
 @dlq_app.command(
     "list",
     epilog=_examples(
@@ -147,8 +85,8 @@ def dlq_list(
     retry) without removing them. Tokens in the messages are never shown."""
     dlq, _ = _queue_urls(ctx, dlq_url, None, stack_name, need_queue=False)
     sqs = _boto3_client("sqs")
-    depth = _queue_depth(sqs, dlq)
-    messages = [_describe_message(m) for m in _peek(sqs, dlq, maximum)] if depth else []
+    depth = dead_letters.depth(sqs, dlq)
+    messages = [dead_letters.describe(m) for m in dead_letters.peek(sqs, dlq, maximum)] if depth else []
     if as_json:
         _print_json({"queue_url": dlq, "approximate_count": depth, "messages": messages})
         return
@@ -201,12 +139,10 @@ def dlq_redrive(
     applied at most once). Fix the cause first: `pipelinejobs dlq list` shows what is there."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from pipelinejobs.dlq import redrive
-
     dlq, queue = _queue_urls(ctx, dlq_url, queue_url, stack_name, need_queue=True)
     assert queue is not None
     sqs = _boto3_client("sqs")
-    depth = _queue_depth(sqs, dlq)
+    depth = dead_letters.depth(sqs, dlq)
     if depth == 0:
         if as_json:
             _print_json({"moved": 0})
@@ -228,7 +164,7 @@ def dlq_redrive(
     )
     with progress:
         task = progress.add_task("redrive", total=total)
-        moved = redrive(sqs, dlq, queue, max=maximum, on_moved=lambda: progress.advance(task))
+        moved = dead_letters.redrive(sqs, dlq, queue, max=maximum, on_moved=lambda: progress.advance(task))
     if as_json:
         _print_json({"moved": moved})
     else:

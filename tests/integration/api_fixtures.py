@@ -36,6 +36,10 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("DELETE", "/keys/{key_id}"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
+    ("GET", "/"),
+    ("GET", "/ui/{asset}"),
+    ("GET", "/dlq"),
+    ("POST", "/dlq/redrive"),
 )
 
 

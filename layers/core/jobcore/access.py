@@ -40,6 +40,7 @@ from jobcore.errors import (
     JobError,
     JobNotFound,
     KeyNotFound,
+    NotConfigured,
     PayloadTooLarge,
     TooManyRotations,
     TransientError,
@@ -56,7 +57,7 @@ from jobcore.models import (
     event_data,
     too_deep,
 )
-from jobcore.ports import AdminKeys, ArchiveReader, EventQueue, JobRepository
+from jobcore.ports import AdminKeys, ArchiveReader, DeadLetters, EventQueue, JobRepository
 from jobcore.records import (
     DELETING,
     Acceptance,
@@ -133,6 +134,11 @@ def callback_url(base_url: str, uuid: str, callback_token: str) -> str:
     return f"{base_url.rstrip('/')}/jobs/{uuid}/callback?token={callback_token}"
 
 
+# Dead-lettered messages one look shows at most, and moves at most per redrive request (each is a
+# receive, a send and a delete: 100 take a few seconds, well within API Gateway's 30 s).
+MAX_DEAD_LETTER_PEEK: Final = 50
+REDRIVE_PER_CALL: Final = 100
+
 # Jobs one GET /jobs/counts reads at most (its index entries: ~0.1 RRU each at the item's size).
 COUNT_LIMIT: Final = 100_000
 
@@ -163,6 +169,7 @@ class ApiService:
         *,
         clock: Clock | None = None,
         archive: Callable[[], ArchiveReader] | None = None,
+        dead_letters: Callable[[], DeadLetters] | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -171,6 +178,8 @@ class ApiService:
         # Built on the first outputs request: no other route pays for its client.
         self._archive_factory = archive
         self._archive: ArchiveReader | None = None
+        self._dead_letters_factory = dead_letters
+        self._dead_letters: DeadLetters | None = None
         self.clock = clock or SystemClock()
         self.policy = settings.rotation
         self.max_data_bytes = min(settings.max_data_bytes, MAX_DATA_BYTES)
@@ -850,6 +859,35 @@ class ApiService:
         if revoked is None:
             raise KeyNotFound("no producer key with this id")
         return _key_view(revoked, self.clock.now())
+
+    # -- the dead-letter queue (admin) -----------------------------------------------------------------
+
+    def dead_letters(self, token: str | None, limit: int = 10) -> dict[str, Any]:
+        """The dead-letter queue: about how many messages wait in it, and up to `limit` of them
+        (described: job, event, receives, sent; never a token), left where they are. Admin only.
+        Raises Unauthorized, Forbidden, InvalidRequest, NotConfigured, TransientError."""
+        self._require_admin(token, "the dead-letter queue")
+        limit = _limit(limit, MAX_DEAD_LETTER_PEEK)
+        queue = self._dead_letter_queue()
+        waiting = queue.depth()
+        return {"approximate_count": waiting, "messages": queue.peek(limit) if waiting else []}
+
+    def redrive(self, token: str | None, limit: int = REDRIVE_PER_CALL) -> dict[str, Any]:
+        """Move up to `limit` dead-lettered messages back to the events queue (each event is still
+        applied at most once: the worker knows its id). Admin only; call again while `remaining`.
+        Raises Unauthorized, Forbidden, InvalidRequest, NotConfigured, TransientError."""
+        self._require_admin(token, "the dead-letter queue")
+        limit = _limit(limit, REDRIVE_PER_CALL)
+        queue = self._dead_letter_queue()
+        moved = queue.redrive(limit)
+        return {"moved": moved, "remaining": queue.depth()}
+
+    def _dead_letter_queue(self) -> DeadLetters:
+        if self._dead_letters is None:
+            if self._dead_letters_factory is None:
+                raise NotConfigured("this deployment names no dead-letter queue (DEAD_LETTER_QUEUE_URL)")
+            self._dead_letters = self._dead_letters_factory()
+        return self._dead_letters
 
     def _successor(self, token: str) -> str:
         return self.keyring().next_job_token(token)

@@ -63,6 +63,12 @@ class KeyNotFound(JobError):
     code = "key_not_found"
 
 
+class NotConfigured(JobError):
+    """The deployment has no such part (a dead-letter queue the API was not told of)."""
+
+    code = "not_configured"
+
+
 class JobExists(JobError):
     code = "job_exists"
 

@@ -123,6 +123,21 @@ class ArchiveReader(Protocol):
         without any other credential. Makes no request: it is signed where it is made."""
 
 
+class DeadLetters(Protocol):
+    """The events queue's dead-letter queue, for an admin (jobcore.adapters.dead_letters on SQS). Each
+    method raises TransientError when the queue fails."""
+
+    def depth(self) -> int:
+        """About how many messages wait in it."""
+
+    def peek(self, maximum: int) -> list[dict[str, Any]]:
+        """Up to `maximum` of its messages, described (job, event, receives, sent; never a token), left
+        in the queue."""
+
+    def redrive(self, maximum: int) -> int:
+        """Move up to `maximum` messages back to the events queue; returns how many moved."""
+
+
 class EventQueue(Protocol):
     def send(self, body: dict[str, Any], group_id: str, dedup_id: str) -> None: ...
 

@@ -4,6 +4,7 @@
 |---|---|---|---|
 | `TABLE_NAME` | all | (required) | the DynamoDB table of jobs, their data and their history |
 | `QUEUE_URL` | api, worker | (required) | the FIFO queue of lifecycle events |
+| `DEAD_LETTER_QUEUE_URL` | api | (none) | the events queue's dead-letter queue, for the dashboard's look and redrive (`GET /dlq`, `POST /dlq/redrive`); unset: those routes answer 404 |
 | `ARCHIVE_BUCKET` | all | (required) | the S3 bucket holding job archives |
 | `ARCHIVE_PREFIX` | all | `archive` | key prefix of every archive path in the bucket |
 | `EVENT_BUS_NAME` | notifier | `default` | EventBridge bus for `Job State Changed` notifications |
@@ -58,6 +59,7 @@ class Settings:
     # pipeline uuid (or "*": every other) -> its default {"heartbeat_seconds": n, "timeout_seconds": n}
     deadlines: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: MappingProxyType({}))
     timeout_index: bool = True
+    dead_letter_queue_url: str | None = None
 
     def default_deadlines(self, pipeline_uuid: str) -> Mapping[str, int]:
         """The deadlines a job of this pipeline gets when its creation does not name them: the
@@ -104,6 +106,7 @@ class Settings:
             public_api_url=env.get("PUBLIC_API_URL") or None,
             deadlines=_deadlines(env.get("PIPELINE_DEADLINES") or "", problems),
             timeout_index=(env.get("TIMEOUT_INDEX") or "true").strip().lower() != "false",
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
         )
         if problems:
             raise SettingsError("invalid configuration: " + "; ".join(problems))
