@@ -503,6 +503,7 @@ def test_openapi_document_is_valid_and_describes_every_route(api: Api) -> None:
     assert set(paths) == {
         "/jobs", "/jobs/counts", "/jobs/{uuid}", "/jobs/{uuid}/events", "/jobs/{uuid}/events/{event_id}",
         "/jobs/{uuid}/outputs", "/jobs/{uuid}/callback", "/jobs/{uuid}/token", "/keys", "/keys/{key_id}",
+        "/dlq", "/dlq/redrive",
     }  # fmt: skip
     assert set(paths["/jobs"]) == {"get", "post"}
     outputs = paths["/jobs/{uuid}/outputs"]["get"]

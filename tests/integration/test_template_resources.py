@@ -261,6 +261,7 @@ def test_stack_resources_environment_has_every_variable(stack: StackResources) -
     assert environment == {
         "TABLE_NAME": "test-stack-jobstable",
         "QUEUE_URL": stack.queue_url,
+        "DEAD_LETTER_QUEUE_URL": stack.dead_letter_queue_url,
         "ARCHIVE_BUCKET": "test-stack-archivebucket",
         "ARCHIVE_PREFIX": "archive",
         "EVENT_BUS_NAME": "test-stack-jobs",

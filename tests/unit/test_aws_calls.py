@@ -58,4 +58,4 @@ def test_a_call_without_a_grant_fails_and_an_unused_grant_fails_only_on_a_whole_
     # mapping's grants excepted)
     assert partial == ["WorkerFunction calls dynamodb:DeleteItem on table, which its policy does not grant"]
     assert "WorkerFunction is granted dynamodb:GetItem on table, which nothing in the suite called" in whole
-    assert not [p for p in whole if "sqs:ReceiveMessage" in p]
+    assert not [p for p in whole if p.startswith("WorkerFunction") and "sqs:ReceiveMessage" in p]

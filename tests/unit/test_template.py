@@ -433,6 +433,10 @@ def test_template_routes_every_api_path_to_the_api_function(translated: dict[str
         ("DELETE", "/keys/{key_id}"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
+        ("GET", "/"),
+        ("GET", "/ui/{asset}"),
+        ("GET", "/dlq"),
+        ("POST", "/dlq/redrive"),
         # and every other request, so that 404 and 405 come in the API's error shape
         ("X-AMAZON-APIGATEWAY-ANY-METHOD", "$default"),
     }
