@@ -36,7 +36,9 @@ def seed(admin: Client, s3: Any) -> Seeded:
     created = admin.create_job(
         "rnaseq", {"sample": "S1", "genome": "GRCh38"}, name="rnaseq S1", tags=["lab-a", "rna"]
     )
-    running = admin.create_job("rnaseq", {"sample": "S2", "genome": "GRCh38"}, name="rnaseq S2", tags=["lab-a"])
+    running = admin.create_job(
+        "rnaseq", {"sample": "S2", "genome": "GRCh38"}, name="rnaseq S2", tags=["lab-a"]
+    )
     running.run({"host": "node-7"}).update(progress=0.4)
     finished = admin.create_job(
         "variant-calling", {"sample": "S3", "caller": "gatk"}, name="variants S3", tags=["lab-b", "wgs"]
@@ -48,7 +50,9 @@ def seed(admin: Client, s3: Any) -> Seeded:
     }
     put_outputs(s3, finished, outputs)
     finished.run({"host": "node-3"}).update(progress=0.9).finish({"exit_code": 0})
-    failed = admin.create_job("variant-calling", {"sample": "S4", "caller": "gatk"}, name="variants S4", tags=["lab-b"])
+    failed = admin.create_job(
+        "variant-calling", {"sample": "S4", "caller": "gatk"}, name="variants S4", tags=["lab-b"]
+    )
     failed.run().fail({"reason": "out of memory on node-2"})
     hostile = admin.create_job(
         "demo-pipeline",
@@ -60,7 +64,12 @@ def seed(admin: Client, s3: Any) -> Seeded:
         tags=["hostile"],
     )
     hostile.run(HOSTILE_DATA).update({"message": HOSTILE_TEXT})
-    for job, state in ((running, "RUNNING"), (finished, "FINISHED"), (failed, "FAILED"), (hostile, "RUNNING")):
+    for job, state in (
+        (running, "RUNNING"),
+        (finished, "FINISHED"),
+        (failed, "FAILED"),
+        (hostile, "RUNNING"),
+    ):
         job.wait_for(state, timeout=30)
     return Seeded(created, running, finished, failed, hostile, outputs)
 

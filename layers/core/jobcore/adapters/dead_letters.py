@@ -37,6 +37,7 @@ from jobcore.errors import TransientError
 
 __all__ = ["SqsDeadLetters", "depth", "describe", "peek", "redrive"]
 
+
 class SqsDeadLetters:
     """jobcore.ports.DeadLetters on SQS: the API's look at the dead-letter queue and its redrive."""
 
