@@ -235,9 +235,16 @@
 
   // -- the router and live refresh ----------------------------------------------------------------
 
+  // Each render is one "visit"; a visit that a newer one replaced (the person clicked on while it was
+  // still loading) must not show its page or start its refresh over the newer one's.
   const route = {
     timer: null,
-    live(refresh) {
+    visit: 0,
+    current(visit) {
+      return visit === this.visit;
+    },
+    live(visit, refresh) {
+      if (!this.current(visit)) return;
       this.stop();
       this.timer = setInterval(() => {
         const paused = document.hidden || document.getElementById("confirm").open;
@@ -271,6 +278,7 @@
 
   async function render() {
     route.stop();
+    const visit = ++route.visit;
     const token = credential();
     const nav = document.getElementById("nav");
     const who = document.getElementById("who");
@@ -292,12 +300,12 @@
       link.classList.toggle("active", link.dataset.view === (parts[0] === "job" ? "jobs" : parts[0]));
     }
     try {
-      if (parts[0] === "job" && parts[1]) await renderJob(parts[1].toLowerCase());
+      if (parts[0] === "job" && parts[1]) await renderJob(visit, parts[1].toLowerCase());
       else if (parts[0] === "keys") await renderKeys();
       else if (parts[0] === "dlq") await renderDeadLetters();
-      else await renderJobs(params);
+      else await renderJobs(visit, params);
     } catch (error) {
-      if (credential()) show(h("div", { class: "card" }, h("p", { class: "error" }, error.message)));
+      if (credential() && route.current(visit)) show(h("div", { class: "card" }, h("p", { class: "error" }, error.message)));
     }
   }
 
@@ -336,7 +344,6 @@
           }
           sessionStorage.setItem(STORE, token);
           input.value = "";
-          if (!location.hash || location.hash === "#") location.hash = "#/jobs";
           render();
         },
       },
@@ -360,7 +367,7 @@
   ];
   const listing = { key: "", cursors: [null], page: 0 };
 
-  async function renderJobs(params) {
+  async function renderJobs(visit, params) {
     const filters = {};
     for (const [name] of FILTERS) if (params.get(name)) filters[name] = params.get(name);
     const key = JSON.stringify(filters);
@@ -458,7 +465,7 @@
       h("div", { class: "pager" }, newer, pageLabel, older),
     );
     await refresh();
-    route.live(refresh);
+    route.live(visit, refresh);
   }
 
   function jobRow(job) {
@@ -481,7 +488,7 @@
 
   // -- one job ------------------------------------------------------------------------------------
 
-  async function renderJob(uuid) {
+  async function renderJob(visit, uuid) {
     if (!UUID.test(uuid)) {
       show(h("div", { class: "card" }, h("p", { class: "error" }, "That is not a job id.")));
       return;
@@ -498,6 +505,7 @@
     const dataPre = h("pre", { id: "job-data" });
     const live = liveToggle(() => refresh());
     let outputsCursor = null;
+    let outputsPages = 0;
     let job = null;
 
     async function refreshJob() {
@@ -548,6 +556,7 @@
     async function loadOutputs(more) {
       const page = await api("GET", `${path}/outputs`, { query: { limit: 50, next: more ? outputsCursor : null } });
       outputsCursor = page.next;
+      outputsPages = more ? outputsPages + 1 : 1;
       const rows = page.outputs.map((o) => h("tr", { "data-key": o.key },
         h("td", { class: "mono" }, o.key),
         h("td", {}, o.level || ""),
@@ -563,7 +572,9 @@
     }
 
     async function refresh() {
-      await Promise.all([refreshJob(), refreshHistory()]);
+      // the outputs' first page too, unless the person paged further (their rows would be cut)
+      const outputs = outputsPages > 1 ? null : loadOutputs(false);
+      await Promise.all([refreshJob(), refreshHistory(), outputs]);
       live.mark();
     }
 
@@ -605,7 +616,7 @@
       }
       toast(outcome.status === "queued" ? `${name} is still queued` : `${name} ${outcome.status}${outcome.reason ? `: ${outcome.reason}` : ""}`,
         outcome.status === "rejected");
-      await Promise.all([refresh(), loadOutputs(false)]);
+      await refresh();
     }
 
     async function settle(eventId) {
@@ -643,6 +654,7 @@
     try {
       await refreshJob();
     } catch (error) {
+      if (!route.current(visit)) return;
       if (error.status === 404) {
         show(h("div", { class: "card" }, h("p", { class: "error" }, `No job ${uuid} (deleted, or not yours).`),
           h("a", { href: "#/jobs" }, "Back to the jobs")));
@@ -650,6 +662,7 @@
       }
       throw error;
     }
+    if (!route.current(visit)) return;
     show(
       h("div", { class: "row" }, h("a", { href: "#/jobs" }, "← Jobs"), h("span", { class: "spacer" }), live.node),
       head,
@@ -671,7 +684,7 @@
     );
     await Promise.all([refreshHistory(), loadOutputs(false)]);
     live.mark();
-    route.live(refresh);
+    route.live(visit, refresh);
   }
 
   // -- producer keys (admin) ----------------------------------------------------------------------
