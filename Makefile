@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.12"*/bin/pytho
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: help install lock check-lock check-build serve test unit integration e2e lint format typecheck validate bench mutants build deploy clean
+.PHONY: help install browser lock check-lock check-build serve test unit integration e2e lint format typecheck validate bench mutants screenshots build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,17 @@ $(BIN)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(BIN)/.installed ## create .venv and install the project with its dev tools, from uv.lock
 
+# The dashboard's browser tests drive Debian's Chromium (Playwright's own browser download cannot reach
+# its host here). Installed with apt when missing: as root, or through sudo.
+CHROMIUM := $(shell command -v chromium chromium-browser 2>/dev/null | head -n 1)
+browser: ## install Debian's Chromium for the dashboard's browser tests, if it is missing
+ifeq ($(CHROMIUM),)
+	@echo "==> installing Chromium (apt-get install chromium) for the dashboard's browser tests"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "Chromium is missing and this is not root: install it (apt-get install chromium), then run make again"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+endif
+
 lock: $(UV) ## after editing pyproject.toml's dependencies: re-resolve uv.lock, export the layer's requirements
 	$(UV) lock --python $(PYTHON)
 	$(UV) export --quiet --frozen --only-group layer --no-emit-project > layers/core/requirements.txt
@@ -45,7 +56,7 @@ check-lock: $(UV) ## uv.lock agrees with pyproject.toml, and the layer's require
 serve: install ## start the local stack: moto on loopback, the HTTP API on :8765, the queue worker
 	$(BIN)/pipelinejobs serve --port $(PORT)
 
-test: install ## run the whole test suite (unit, integration, end-to-end)
+test: install browser ## run the whole test suite (unit, integration, end-to-end, the dashboard in Chromium)
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 unit: install ## unit tests only (no AWS at all)
@@ -54,7 +65,7 @@ unit: install ## unit tests only (no AWS at all)
 integration: install ## integration tests (moto in-process)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-e2e: install ## end-to-end tests (the local stack over real HTTP)
+e2e: install browser ## end-to-end tests (the local stack over real HTTP, the dashboard in Chromium)
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
@@ -79,6 +90,9 @@ bench: install check-build ## benchmarks: cost per event, cold start (of the bui
 	  if [ $$rc -eq 3 ]; then missed="$$missed $$b"; elif [ $$rc -ne 0 ]; then exit $$rc; fi; echo; done; \
 	  if [ -n "$$missed" ]; then echo "targets missed in:$$missed (see docs/PERFORMANCE.md)"; exit 3; fi; \
 	  echo "every target met"
+
+screenshots: install browser ## the README's pictures of the dashboard (docs/img/), from a local stack with sample jobs
+	$(BIN)/python docs/screenshots.py
 
 mutants: install ## break each guard on purpose, one at a time; the targeted tests must notice (minutes)
 	$(BIN)/python tests/mutation/mutants.py

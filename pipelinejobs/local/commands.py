@@ -176,6 +176,9 @@ def _print_banner(stack: object) -> None:
     else:
         table.add_row("API", stack.api_url)
         table.add_row(
+            "Dashboard", f"{stack.api_url}/  [dim](in a browser; sign in with the admin token)[/dim]"
+        )
+        table.add_row(
             "AWS endpoint", f"{stack.aws_endpoint}  [dim](moto; credentials testing/testing, us-east-1)[/dim]"
         )
         table.add_row("Queue", escape(stack.resources.queue_url))

@@ -31,8 +31,9 @@ class Seeded:
     outputs: dict[str, bytes]
 
 
-def seed(admin: Client, s3: Any) -> Seeded:
-    """The jobs, created through the API as an admin; outputs written with boto3 as a pipeline writes."""
+def seed(admin: Client, s3: Any, *, hostile: bool = True) -> Seeded:
+    """The jobs, created through the API as an admin; outputs written with boto3 as a pipeline writes.
+    `hostile=False` leaves out the job made of script injections (for the README's pictures)."""
     created = admin.create_job(
         "rnaseq", {"sample": "S1", "genome": "GRCh38"}, name="rnaseq S1", tags=["lab-a", "rna"]
     )
@@ -54,24 +55,23 @@ def seed(admin: Client, s3: Any) -> Seeded:
         "variant-calling", {"sample": "S4", "caller": "gatk"}, name="variants S4", tags=["lab-b"]
     )
     failed.run().fail({"reason": "out of memory on node-2"})
-    hostile = admin.create_job(
-        "demo-pipeline",
-        HOSTILE_DATA,
-        name=HOSTILE_NAME,
-        session=HOSTILE_TEXT,
-        agent=HOSTILE_DATA["html"],
-        task=HOSTILE_DATA["note"],
-        tags=["hostile"],
-    )
-    hostile.run(HOSTILE_DATA).update({"message": HOSTILE_TEXT})
-    for job, state in (
-        (running, "RUNNING"),
-        (finished, "FINISHED"),
-        (failed, "FAILED"),
-        (hostile, "RUNNING"),
-    ):
+    waits = [(running, "RUNNING"), (finished, "FINISHED"), (failed, "FAILED")]
+    injected = None
+    if hostile:
+        injected = admin.create_job(
+            "demo-pipeline",
+            HOSTILE_DATA,
+            name=HOSTILE_NAME,
+            session=HOSTILE_TEXT,
+            agent=HOSTILE_DATA["html"],
+            task=HOSTILE_DATA["note"],
+            tags=["hostile"],
+        )
+        injected.run(HOSTILE_DATA).update({"message": HOSTILE_TEXT})
+        waits.append((injected, "RUNNING"))
+    for job, state in waits:
         job.wait_for(state, timeout=30)
-    return Seeded(created, running, finished, failed, hostile, outputs)
+    return Seeded(created, running, finished, failed, injected, outputs)
 
 
 def put_outputs(s3: Any, job: Any, outputs: dict[str, bytes]) -> None:
