@@ -751,7 +751,11 @@ class RedriveResponse(BaseModel):
     remaining: int = Field(description="about how many are left: call again while it is above 0")
 
 
-_DLQ_ERRORS = {**_KEY_ERRORS, 404: _doc("the deployment names no dead-letter queue")}
+_DLQ_ERRORS = {
+    400: _doc("malformed request"),
+    **_KEY_ERRORS,
+    404: _doc("the deployment names no dead-letter queue"),
+}
 
 
 @app.get(

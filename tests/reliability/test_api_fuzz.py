@@ -62,8 +62,10 @@ OPERATIONS = (
     "POST /keys",
     "GET /keys",
     "DELETE /keys/{key_id}",
+    "GET /dlq",
+    "POST /dlq/redrive",
 )
-CASES_PER_RUN = 66  # per operation and mode: 13 x 2 x 66 = 1,716 cases
+CASES_PER_RUN = 57  # per operation and mode: 15 x 2 x 57 = 1,710 cases
 MIN_CASES = 1000
 
 REFUSED = (
