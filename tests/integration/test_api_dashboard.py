@@ -235,3 +235,27 @@ def test_a_deployment_without_a_dead_letter_queue_says_so(api: Api, monkeypatch:
     assert response.status == 404
     assert response.error == "not_configured"
     assert "DEAD_LETTER_QUEUE_URL" in response.body["error"]["message"]
+
+
+def test_the_json_routes_pay_nothing_for_the_dashboard(api: Api) -> None:
+    # given a container that has served JSON routes only
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import api_handler
+
+    api_handler._dashboard_file.cache_clear()
+    api.call("GET", "/jobs", token=api.admin())
+    api.call("POST", "/jobs", token=api.admin(), body={"pipeline_uuid": "p", "data": {"n": 1}})
+    # then no file of the page was read, and no dead-letter client built
+    assert api_handler._dashboard_file.cache_info().misses == 0
+    assert api.service._dead_letters is None
+    # and a cold start (the handler imported in a fresh interpreter) loads none of the dead-letter code
+    root = Path(__file__).resolve().parents[2]
+    code = "import sys, api_handler; print('jobcore.adapters.dead_letters' in sys.modules)"
+    env = {"PYTHONPATH": f"{root / 'layers/core'}:{root / 'functions/api'}", "PATH": "/usr/bin:/bin"}
+    output = subprocess.run(  # noqa: S603 (our own interpreter and code)
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert output.stdout.strip() == "False"
