@@ -172,7 +172,7 @@ def test_the_table_refreshes_itself_when_a_job_changes(
     job = admin.create_job("rnaseq", {"sample": "live-refresh"}, name="canceled elsewhere")
     job.cancel().wait_for("CANCELED", timeout=30)
     # then it appears without a reload (the page refreshes every 5 s)
-    expect(page.locator("#jobs tr[data-uuid]")).to_have_count(1, timeout=12_000)
+    expect(page.locator("#jobs tr[data-uuid]")).to_have_count(1, timeout=20_000)
     expect(page.locator("#jobs")).to_contain_text("canceled elsewhere")
 
 
