@@ -98,6 +98,16 @@ def rows(page: Page) -> Any:
     return page.locator("#jobs tr[data-uuid]")
 
 
+def filter_jobs(page: Page, **fields: str) -> None:
+    """Fill the filters form as a person would (a select for the state, text for the rest), then apply."""
+    for name, value in fields.items():
+        if name == "state":
+            page.select_option("#filters select[name=state]", value)
+        else:
+            page.fill(f"#filters input[name={name}]", value)
+    page.click("#filters button[type=submit]")
+
+
 def open_job(page: Page, uuid: str) -> None:
     page.goto(page.url.split("#")[0] + f"#/job/{uuid}")
     expect(page.locator("#fields dd[data-field=uuid]")).to_have_text(uuid)
@@ -145,8 +155,7 @@ def test_the_table_lists_newest_first_with_counts_per_state_and_filters(
     expect(page.locator("#legend button[data-state=RUNNING]")).to_have_text("RUNNING 2")
     expect(page.locator("#legend button[data-state=FAILED]")).to_have_text("FAILED 1")
     # when a person filters by pipeline, then by state from the bar's legend
-    page.fill("#filters input[name=pipeline_uuid]", "variant-calling")
-    page.click("#filters button[type=submit]")
+    filter_jobs(page, pipeline_uuid="variant-calling")
     expect(rows(page)).to_have_count(2)
     expect(page.locator("#total")).to_have_text("2 jobs")
     page.click("#legend button[data-state=FAILED]")
@@ -155,8 +164,7 @@ def test_the_table_lists_newest_first_with_counts_per_state_and_filters(
     assert rows(page).first.get_attribute("data-uuid") == seeded.failed.uuid
     assert "state=FAILED" in page.url and "pipeline_uuid=variant-calling" in page.url
     # and a tag filter with no match says so
-    page.fill("#filters input[name=tag]", "no-such-tag")
-    page.click("#filters button[type=submit]")
+    filter_jobs(page, tag="no-such-tag")
     expect(page.locator("#jobs")).to_contain_text("No job matches these filters.")
 
 
@@ -165,8 +173,7 @@ def test_the_table_refreshes_itself_when_a_job_changes(
 ) -> None:
     page = watched.page
     sign_in(page, stack.admin_token())
-    page.select_option("#filters select[name=state]", "CANCELED")
-    page.click("#filters button[type=submit]")
+    filter_jobs(page, state="CANCELED")
     expect(page.locator("#jobs")).to_contain_text("No job matches")
     # when a job is canceled elsewhere (the SDK), while the page stays open
     job = admin.create_job("rnaseq", {"sample": "live-refresh"}, name="canceled elsewhere")
