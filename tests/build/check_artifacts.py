@@ -186,6 +186,21 @@ def check_imports(python: str, build: Path, problems: list[str]) -> None:
             problems.append(f"{function} loaded layer modules without bytecode: {uncompiled[:5]}")
 
 
+def check_dashboard(build: Path, problems: list[str]) -> None:
+    """The API function serves the dashboard from its own folder: every file of it must be built in."""
+    source = ROOT / "functions" / "api" / "dashboard"
+    built = build / "ApiFunction" / "dashboard"
+    files = sorted(p.name for p in source.iterdir() if p.is_file())
+    missing = (
+        [name for name in files if (built / name).read_bytes() != (source / name).read_bytes()]
+        if (built.is_dir())
+        else files
+    )
+    print(f"ApiFunction: the dashboard's {len(files) - len(missing)} of {len(files)} files built in")
+    if missing:
+        problems.append(f"ApiFunction lacks the dashboard's {', '.join(missing)} (or ships them changed)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -202,6 +217,7 @@ def main() -> int:
     check_sizes(arm, problems)
     check_versions(arm / "CoreLayer" / "python", problems)
     check_bytecode(arm / "CoreLayer" / "python", problems)
+    check_dashboard(arm, problems)
 
     x86_template = ROOT / ".aws-sam" / "template-x86_64.yaml"
     x86_template.write_text((ROOT / "template.yaml").read_text().replace("arm64", "x86_64"))
