@@ -191,11 +191,11 @@ def check_dashboard(build: Path, problems: list[str]) -> None:
     source = ROOT / "functions" / "api" / "dashboard"
     built = build / "ApiFunction" / "dashboard"
     files = sorted(p.name for p in source.iterdir() if p.is_file())
-    missing = (
-        [name for name in files if (built / name).read_bytes() != (source / name).read_bytes()]
-        if (built.is_dir())
-        else files
-    )
+    missing = [
+        name
+        for name in files
+        if not (built / name).is_file() or (built / name).read_bytes() != (source / name).read_bytes()
+    ]
     print(f"ApiFunction: the dashboard's {len(files) - len(missing)} of {len(files)} files built in")
     if missing:
         problems.append(f"ApiFunction lacks the dashboard's {', '.join(missing)} (or ships them changed)")
