@@ -1,0 +1,827 @@
+"""The local stack's data folder (SPEC section 9, "the local stack keeps its data").
+
+    .pipelinejobs/            (`pipelinejobs serve --data-dir`; LocalStack(data_dir=...))
+        manifest.json         format and version of the folder, the ports of the last run
+        admin-key             the admin key (mode 0600): every admin token computed from it keeps working
+        state.json            the emulated services' data, as of the last snapshot
+        blobs/<sha256>        the archive's object contents, one file per distinct content
+        lock                  held (flock) by the `serve` that uses the folder, and by its emulator
+
+What the snapshot holds: every item of every DynamoDB table (jobs, history, producer keys, idempotency
+records), every message of every SQS queue (the events queue and its dead-letter queue, with their
+group ids, deduplication ids, receive counts), every version and delete marker of every S3 object
+(content, metadata, ETag, modified time, version id). The resources themselves come from template.yaml
+at every start; the snapshot fills them before the API and the worker start. Not kept: the table's
+stream (notifications still pending at a crash are not sent again), SQS visibility (a message in flight
+when the stack stopped is visible again at once, and the worker's deduplication by event id applies it
+once), multipart uploads in progress.
+
+How it is written (in the emulator's process, `run_emulator`): every request to moto runs through a
+gate; a snapshot closes the gate between requests (a long poll waiting for messages does not hold it),
+so it sees the services as they were between two answered requests, never half a transaction or a
+message between two queues. The copy is taken with the gate closed, written with it open: to a
+temporary file, fsync'ed, renamed over state.json (a crash mid-write leaves the previous snapshot
+whole). Snapshots are taken when a request changed something, at most every `interval` seconds (and
+never more often than a fifth of the time one takes), when the stack stops, and when `serve` dies
+without stopping it (kill -9: the emulator, in its own process, sees its control pipe close and saves
+before it exits). What a crash of the emulator itself (or of the machine) loses is bounded by that
+interval: the changes answered since the last snapshot began.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipelinejobs.local.resources import LocalStackError
+
+__all__ = [
+    "DATA_FORMAT",
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_SNAPSHOT_SECONDS",
+    "DataFolder",
+    "run_emulator",
+]
+
+DATA_FORMAT = 1  # of manifest.json and state.json; bump it (and teach _upgrade) when either changes
+DEFAULT_DATA_DIR = ".pipelinejobs"
+DEFAULT_SNAPSHOT_SECONDS = 1.0
+FORMAT_NAME = "pipelinejobs-local-data"
+MANIFEST = "manifest.json"
+STATE = "state.json"
+ADMIN_KEY = "admin-key"
+BLOBS = "blobs"
+LOCK = "lock"
+
+_ACCOUNT = "123456789012"  # moto's default account: the one the stack's dummy credentials map to
+_REGION = "us-east-1"
+
+
+def _fresh_hint(folder: Path) -> str:
+    return f"start afresh with `pipelinejobs serve --fresh --data-dir {folder}` (deletes it)"
+
+
+def _fsync_directory(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a temporary file beside `path`, fsync it, rename it over `path`: whole or not at all."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    _fsync_directory(path.parent)
+
+
+# ------------------------------------------------------------------------------------------------
+# The folder, as `serve` sees it
+# ------------------------------------------------------------------------------------------------
+
+
+class DataFolder:
+    """A data folder, locked for one stack while open (`open()` ... `close()`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.lock_fd: int | None = None
+        self.manifest: dict[str, Any] = {}
+        self.restored = False  # whether open() found data of an earlier run
+
+    # -- locking ------------------------------------------------------------------------------------
+
+    def open(self, *, fresh: bool = False) -> DataFolder:
+        """Create or check the folder and lock it. Raises LocalStackError: in use, unreadable, written by
+        an unknown version. `fresh`: delete what it holds first (after taking the lock)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise LocalStackError(
+                f"the data folder {self.path} is a file, not a folder; choose another --data-dir"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise LocalStackError(f"cannot use the data folder {self.path}: {error.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.pread(fd, 200, 0).decode().split()[0]
+            os.close(fd)
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                by = f" (pid {holder})" if holder.isdigit() else ""
+                raise LocalStackError(
+                    f"the data folder {self.path} is in use by another `pipelinejobs serve`{by}; "
+                    "stop that one, or give this one another --data-dir"
+                ) from None
+            raise
+        self.lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            if fresh:
+                self.wipe()
+            self.manifest = self._read_manifest()
+            self.restored = (self.path / STATE).exists()
+            if self.restored and not self.manifest:
+                raise LocalStackError(
+                    f"the data folder {self.path} holds {STATE} but no {MANIFEST}; it was not written "
+                    f"by `pipelinejobs serve`, or is damaged: {_fresh_hint(self.path)}"
+                )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def note_emulator(self, pid: int) -> None:
+        """Record the emulator's pid beside serve's in the lock file (for an operator, and the tests)."""
+        if self.lock_fd is not None:
+            os.ftruncate(self.lock_fd, 0)
+            os.pwrite(self.lock_fd, f"{os.getpid()} {pid}\n".encode(), 0)
+
+    def close(self) -> None:
+        fd, self.lock_fd = self.lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    # -- contents -----------------------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.path / MANIFEST
+        if not path.exists():
+            return {}
+        try:
+            manifest = json.loads(path.read_bytes())
+        except (OSError, ValueError) as error:
+            raise LocalStackError(f"{path} is not readable ({error}); {_fresh_hint(self.path)}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise LocalStackError(
+                f"{path} is not a pipelinejobs data manifest; {_fresh_hint(self.path)}, "
+                "or choose another --data-dir"
+            )
+        version = manifest.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise LocalStackError(f"{path} has no valid version; {_fresh_hint(self.path)}")
+        if version > DATA_FORMAT:
+            raise LocalStackError(
+                f"the data folder {self.path} was written by a newer pipelinejobs (data format {version}, "
+                f"this one reads up to {DATA_FORMAT}); upgrade pipelinejobs (`pip install -U "
+                f"'pipelinejobs[local]'`), or {_fresh_hint(self.path)}"
+            )
+        # Older formats are upgraded here, whole, before anything is read (there is none yet: 1 is the
+        # first). A format this code cannot upgrade is refused above, never half-read.
+        return manifest
+
+    @property
+    def aws_port(self) -> int:
+        port = self.manifest.get("aws_port")
+        return port if isinstance(port, int) and 0 < port < 65536 else 0
+
+    def write_manifest(self, *, aws_port: int, api_port: int) -> None:
+        self.manifest = {
+            "format": FORMAT_NAME,
+            "version": DATA_FORMAT,
+            "aws_port": aws_port,
+            "api_port": api_port,
+            "created_at": self.manifest.get("created_at") or _now_iso(),
+            "started_at": _now_iso(),
+        }
+        write_atomically(self.path / MANIFEST, (json.dumps(self.manifest, indent=2) + "\n").encode())
+
+    def read_admin_key(self) -> str | None:
+        path = self.path / ADMIN_KEY
+        if not path.exists():
+            if self.restored:
+                raise LocalStackError(
+                    f"{path} is missing: the data folder holds data but not its admin key; put the key back "
+                    f"(or give it with --admin-key), or {_fresh_hint(self.path)}"
+                )
+            return None
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise LocalStackError(f"{path} is not readable ({error}); {_fresh_hint(self.path)}") from None
+        if not key or any(c.isspace() for c in key):
+            raise LocalStackError(f"{path} does not hold an admin key; {_fresh_hint(self.path)}")
+        return key
+
+    def write_admin_key(self, key: str) -> None:
+        write_atomically(self.path / ADMIN_KEY, (key + "\n").encode(), mode=0o600)
+
+    def wipe(self) -> None:
+        """Delete what the folder holds (not the lock, which this process holds)."""
+        for name in (MANIFEST, STATE, ADMIN_KEY, f".{STATE}.tmp", f".{MANIFEST}.tmp", f".{ADMIN_KEY}.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / name).unlink()
+        shutil.rmtree(self.path / BLOBS, ignore_errors=True)
+        self.manifest = {}
+        self.restored = False
+
+    def holds_data(self) -> bool:
+        return (self.path / STATE).exists() or (self.path / ADMIN_KEY).exists()
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------------
+# The emulator's side: the gate, the snapshot and its restore (runs in moto's server process)
+# ------------------------------------------------------------------------------------------------
+
+
+class Gate:
+    """Requests pass together (shared); a snapshot passes alone (exclusive), between requests."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._inside = 0
+        self._closing = 0
+        self._closed = False
+        self._local = threading.local()
+
+    def enter(self) -> None:
+        with self._condition:
+            while self._closed or self._closing:
+                self._condition.wait()
+            self._inside += 1
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+
+    def leave(self) -> None:
+        self._local.depth -= 1
+        with self._condition:
+            self._inside -= 1
+            if self._inside == 0:
+                self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def outside(self) -> Iterator[None]:
+        """Step out for a while (a long poll's wait), so that a snapshot need not wait for it."""
+        if getattr(self._local, "depth", 0) <= 0:
+            yield
+            return
+        self.leave()
+        try:
+            yield
+        finally:
+            self.enter()
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        with self._condition:
+            self._closing += 1
+            while self._closed or self._inside:
+                self._condition.wait()
+            self._closing -= 1
+            self._closed = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._closed = False
+                self._condition.notify_all()
+
+
+# Requests that change nothing a snapshot keeps (besides GET and HEAD), by X-Amz-Target. A receive
+# changes only a message's receive count and visibility, which a restore does not need to be exact.
+_READ_TARGETS = frozenset(
+    {
+        "DynamoDB_20120810.GetItem",
+        "DynamoDB_20120810.BatchGetItem",
+        "DynamoDB_20120810.Query",
+        "DynamoDB_20120810.Scan",
+        "DynamoDB_20120810.DescribeTable",
+        "DynamoDB_20120810.DescribeTimeToLive",
+        "DynamoDB_20120810.DescribeContinuousBackups",
+        "DynamoDB_20120810.ListTables",
+        "DynamoDB_20120810.TransactGetItems",
+        "AmazonSQS.ReceiveMessage",
+        "AmazonSQS.GetQueueAttributes",
+        "AmazonSQS.GetQueueUrl",
+        "AmazonSQS.ListQueues",
+        "AmazonSQS.ListDeadLetterSourceQueues",
+        "AmazonSSM.GetParameter",
+        "AmazonSSM.GetParameters",
+        "AWSEvents.PutEvents",
+        "AWSEvents.DescribeEventBus",
+    }
+)
+
+
+def _changes_state(environ: Mapping[str, Any]) -> bool:
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD", "OPTIONS"):
+        return False
+    target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+    if target.startswith("DynamoDBStreams_"):
+        return False
+    return target not in _READ_TARGETS
+
+
+class GatedApplication:
+    """moto's WSGI application, each request served whole inside the gate; notes the changing ones."""
+
+    def __init__(self, app: Callable[..., Any], gate: Gate, changed: Callable[[], None]) -> None:
+        self.app = app
+        self.gate = gate
+        self.changed = changed
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        changes = _changes_state(environ)
+        self.gate.enter()
+        try:
+            result = self.app(environ, start_response)
+            try:
+                body = list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if callable(close):
+                    close()
+            if changes:
+                self.changed()
+            return body
+        finally:
+            self.gate.leave()
+
+
+def _install_wait_outside_gate(gate: Gate) -> None:
+    """A long poll waits for messages outside the gate (after moto_patches' own wait is installed)."""
+    from moto.sqs.models import Queue
+
+    wait = Queue.wait_for_messages
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        with gate.outside():
+            wait(self, timeout)
+
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+
+
+# -- values that JSON cannot carry as such ---------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"$b64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return [_plain(v) for v in sorted(value, key=repr)]
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    return value
+
+
+def _unplain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$b64"}:
+            return base64.b64decode(value["$b64"])
+        if set(value) == {"$datetime"}:
+            return dt.datetime.fromisoformat(value["$datetime"])
+        return {k: _unplain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unplain(v) for v in value]
+    return value
+
+
+class StateError(Exception):
+    """The state file cannot be read or does not fit the stack (the message says which and why)."""
+
+
+class Snapshots:
+    """Takes snapshots of moto's services into a data folder, and restores the last one."""
+
+    def __init__(self, folder: Path, gate: Gate, interval: float) -> None:
+        self.folder = folder
+        self.gate = gate
+        self.interval = max(0.05, interval)
+        self.restored = False  # no snapshot is written before the folder's data is back in moto
+        self.taken = 0
+        self.last_seconds = 0.0
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._write_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._blob_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._written_blobs: set[str] = set()
+
+    def changed(self) -> None:
+        self._changed.set()
+
+    # -- taking -----------------------------------------------------------------------------------------
+
+    def _backends(self) -> tuple[Any, Any, Any]:
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.s3.models import s3_backends
+        from moto.sqs.models import sqs_backends
+
+        return (
+            dynamodb_backends[_ACCOUNT][_REGION],
+            sqs_backends[_ACCOUNT][_REGION],
+            s3_backends[_ACCOUNT]["aws"],
+        )
+
+    def _capture(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The state as plain values (with the gate closed), and the new blobs to write {sha: key}."""
+        dynamodb, sqs, s3 = self._backends()
+        tables = {
+            name: [item.to_json()["Attributes"] for item in table.all_items()]
+            for name, table in sorted(dynamodb.tables.items())
+        }
+        queues = {
+            name: [_message_state(m) for m in queue._messages] for name, queue in sorted(sqs.queues.items())
+        }
+        buckets: dict[str, Any] = {}
+        new_blobs: dict[str, Any] = {}
+        for name, bucket in sorted(s3.buckets.items()):
+            objects: dict[str, list[dict[str, Any]]] = {}
+            for key_name, versions in bucket.keys.iterlists():
+                states = []
+                for version in versions:
+                    if hasattr(version, "value"):
+                        blob = self._blob_of.get(version)
+                        if blob is None:
+                            content = version.value
+                            blob = hashlib.sha256(content).hexdigest()
+                            self._blob_of[version] = blob
+                            if blob not in self._written_blobs:
+                                new_blobs[blob] = content
+                        elif blob not in self._written_blobs:
+                            new_blobs[blob] = version.value
+                        states.append(_key_state(version, blob))
+                    else:
+                        states.append(
+                            {
+                                "delete_marker": True,
+                                "version_id": version.version_id,
+                                "last_modified": version.last_modified.isoformat(),
+                            }
+                        )
+                objects[key_name] = states
+            buckets[name] = objects
+        state = {
+            "format": FORMAT_NAME,
+            "version": DATA_FORMAT,
+            "saved_at": _now_iso(),
+            "dynamodb": tables,
+            "sqs": queues,
+            "s3": buckets,
+        }
+        return state, new_blobs
+
+    def take(self) -> dict[str, int]:
+        """One snapshot, whole; returns what it holds (counts)."""
+        with self._write_lock:
+            self._changed.clear()
+            started = time.monotonic()
+            with self.gate.closed():
+                state, new_blobs = self._capture()
+            blobs = self.folder / BLOBS
+            blobs.mkdir(exist_ok=True)
+            for sha, content in new_blobs.items():
+                path = blobs / sha
+                if not path.exists():
+                    write_atomically(path, content)
+                self._written_blobs.add(sha)
+            write_atomically(self.folder / STATE, json.dumps(state, separators=(",", ":")).encode())
+            self._collect_blobs(state)
+            self.taken += 1
+            self.last_seconds = time.monotonic() - started
+            return _counts(state)
+
+    def _collect_blobs(self, state: Mapping[str, Any]) -> None:
+        used = {
+            v["blob"]
+            for objects in state["s3"].values()
+            for vs in objects.values()
+            for v in vs
+            if "blob" in v
+        }
+        for path in (self.folder / BLOBS).iterdir():
+            if path.name not in used and not path.name.startswith("."):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                self._written_blobs.discard(path.name)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._changed.wait(0.5):
+                continue
+            try:
+                self.take()
+            except Exception as error:  # a full disk: say so, keep serving, try again
+                print(
+                    f"pipelinejobs: snapshot failed: {type(error).__name__}: {error}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            # Never more than a fifth of the time in snapshots: a large data set is saved less often.
+            self._stop.wait(max(self.interval, 4 * self.last_seconds))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    # -- restoring --------------------------------------------------------------------------------------
+
+    def read(self) -> dict[str, Any] | None:
+        """The state file, checked whole (every blob it names present) before anything is applied."""
+        path = self.folder / STATE
+        if not path.exists():
+            return None
+        try:
+            state = json.loads(path.read_bytes())
+        except (OSError, ValueError) as error:
+            raise StateError(f"{path} is not readable ({error})") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT_NAME:
+            raise StateError(f"{path} is not a pipelinejobs state file")
+        if state.get("version") != DATA_FORMAT:
+            raise StateError(
+                f"{path} has data format {state.get('version')!r}, this pipelinejobs reads {DATA_FORMAT}"
+            )
+        try:
+            for items in state["dynamodb"].values():
+                assert isinstance(items, list) and all(isinstance(item, dict) for item in items)
+            for messages in state["sqs"].values():
+                assert isinstance(messages, list)
+                for message in messages:
+                    assert isinstance(message["id"], str) and isinstance(message["body"], str)
+            for objects in state["s3"].values():
+                for versions in objects.values():
+                    for version in versions:
+                        assert isinstance(version["version_id"], str)
+                        if not version.get("delete_marker"):
+                            blob = self.folder / BLOBS / str(version["blob"])
+                            if not blob.is_file():
+                                raise StateError(f"{blob} is missing (named by {path})")
+        except (AssertionError, KeyError, TypeError, AttributeError):
+            raise StateError(f"{path} does not have the shape of a pipelinejobs state file") from None
+        return state
+
+    def restore(self) -> dict[str, int]:
+        """Put the last snapshot's data into moto's (template-made, empty) resources. All or nothing:
+        everything is checked before the first item is written."""
+        state = self.read()
+        if state is None:
+            self.restored = True
+            return {}
+        dynamodb, sqs, s3 = self._backends()
+        missing = (
+            [f"table {name}" for name in state["dynamodb"] if name not in dynamodb.tables]
+            + [f"queue {name}" for name in state["sqs"] if name not in sqs.queues]
+            + [f"bucket {name}" for name in state["s3"] if name not in s3.buckets]
+        )
+        if missing:
+            raise StateError(
+                f"{self.folder / STATE} holds data of {', '.join(missing)}, which template.yaml does not "
+                "create here (another template or stack name?)"
+            )
+        with self.gate.closed():
+            for name, items in state["dynamodb"].items():
+                _restore_table(dynamodb.tables[name], items)
+            for name, messages in state["sqs"].items():
+                _restore_queue(sqs.queues[name], messages)
+            for name, objects in state["s3"].items():
+                self._restore_bucket(s3.buckets[name], objects)
+        for objects in state["s3"].values():
+            for versions in objects.values():
+                self._written_blobs.update(v["blob"] for v in versions if "blob" in v)
+        self.restored = True
+        return _counts(state)
+
+    def _restore_bucket(self, bucket: Any, objects: Mapping[str, list[dict[str, Any]]]) -> None:
+        from moto.s3.models import FakeDeleteMarker, FakeKey
+        from moto.utilities.utils import LowercaseDict
+
+        for key_name, versions in objects.items():
+            restored: list[Any] = []
+            for version in versions:
+                modified = dt.datetime.fromisoformat(version["last_modified"])
+                if version.get("delete_marker"):
+                    target = (
+                        restored[-1]
+                        if restored
+                        else FakeKey(key_name, b"", _ACCOUNT, _REGION, bucket_name=bucket.name)
+                    )
+                    marker = FakeDeleteMarker(target)
+                    marker._version_id = version["version_id"]
+                    marker.last_modified = modified
+                    restored.append(marker)
+                    continue
+                content = (self.folder / BLOBS / version["blob"]).read_bytes()
+                key = FakeKey(
+                    name=key_name,
+                    value=content,
+                    account_id=_ACCOUNT,
+                    region_name=_REGION,
+                    storage=version.get("storage_class") or "STANDARD",
+                    etag=version.get("etag"),
+                    is_versioned=bool(version.get("is_versioned")),
+                    version_id=version["version_id"],
+                    bucket_name=bucket.name,
+                    encryption=version.get("encryption"),
+                    kms_key_id=version.get("kms_key_id"),
+                    bucket_key_enabled=version.get("bucket_key_enabled"),
+                    checksum_value=version.get("checksum_value"),
+                )
+                key.last_modified = modified
+                key._metadata = LowercaseDict()
+                for name, value in (version.get("metadata") or {}).items():
+                    key._metadata[name] = value
+                key.checksum_algorithm = version.get("checksum_algorithm")
+                self._blob_of[key] = version["blob"]
+                restored.append(key)
+            bucket.keys.setlist(key_name, restored)
+
+
+def _message_state(message: Any) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "body": message.body,
+        "message_attributes": _plain(message.message_attributes),
+        "system_attributes": _plain(message.system_attributes),
+        "sender_id": message.sender_id,
+        "sent_timestamp": message.sent_timestamp,
+        "first_receive_timestamp": message.approximate_first_receive_timestamp,
+        "receive_count": message.approximate_receive_count,
+        "deduplication_id": message.deduplication_id,
+        "group_id": message.group_id,
+        "sequence_number": message.sequence_number,
+        "delayed_until": message.delayed_until,
+    }
+
+
+def _key_state(key: Any, blob: str) -> dict[str, Any]:
+    return {
+        "version_id": key.version_id,
+        "is_versioned": bool(getattr(key, "_is_versioned", False)),
+        "last_modified": key.last_modified.isoformat(),
+        "blob": blob,
+        "size": key.size,
+        "etag": key.etag.strip('"'),
+        "metadata": {str(name): str(value) for name, value in key.metadata.items()},
+        "storage_class": key.storage_class,
+        "encryption": key.encryption,
+        "kms_key_id": key.kms_key_id,
+        "bucket_key_enabled": key.bucket_key_enabled,
+        "checksum_algorithm": key.checksum_algorithm,
+        "checksum_value": key.checksum_value,
+    }
+
+
+def _restore_table(table: Any, items: list[dict[str, Any]]) -> None:
+    # No stream records for what was already there: the notifier sent its notifications back then.
+    stream, table.stream_shard = table.stream_shard, None
+    try:
+        for item in items:
+            table.put_item(item)
+    finally:
+        table.stream_shard = stream
+
+
+def _restore_queue(queue: Any, messages: list[dict[str, Any]]) -> None:
+    from moto.sqs.models import Message
+
+    restored = []
+    for state in messages:
+        message = Message(state["id"], state["body"], _unplain(state.get("system_attributes")) or {})
+        message.message_attributes = _unplain(state.get("message_attributes")) or {}
+        message.sender_id = state.get("sender_id") or message.sender_id
+        message.sent_timestamp = state.get("sent_timestamp")
+        message.approximate_first_receive_timestamp = state.get("first_receive_timestamp")
+        message.approximate_receive_count = int(state.get("receive_count") or 0)
+        message.deduplication_id = state.get("deduplication_id")
+        message.group_id = state.get("group_id")
+        message.sequence_number = state.get("sequence_number")
+        message.delayed_until = float(state.get("delayed_until") or 0)
+        message.visible_at = 0.0  # its consumer stopped with the stack: visible at once
+        restored.append(message)
+    with queue._messages_lock:
+        queue._messages.extend(restored)
+        queue._messages_lock.notify_all()
+
+
+def _counts(state: Mapping[str, Any]) -> dict[str, int]:
+    items = [item for items in state["dynamodb"].values() for item in items]
+    return {
+        "jobs": sum(1 for item in items if (item.get("sk") or {}).get("S") == "JOB"),
+        "items": len(items),
+        "messages": sum(len(messages) for messages in state["sqs"].values()),
+        "objects": sum(
+            1
+            for objects in state["s3"].values()
+            for vs in objects.values()
+            if vs and not vs[-1].get("delete_marker")
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The emulator process: moto's server with a data folder
+# ------------------------------------------------------------------------------------------------
+
+
+def run_emulator(port: int, folder: str | None, interval: float) -> None:
+    """moto's server on 127.0.0.1:<port>, driven by lines on stdin (the local stack's control pipe):
+
+    - prints the port it listens on;
+    - `restore`: puts the folder's last snapshot into moto (the resources must exist), answers
+      `restored {counts}` or `error {message}`; snapshots start after it;
+    - `snapshot`: one now, answers `saved {counts}`;
+    - end of input (the stack stopped, or died): a last snapshot, then exit.
+
+    Without a folder it only serves, as moto's ThreadedMotoServer does, until its input ends.
+    """
+    import logging
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    from pipelinejobs.local.moto_patches import install
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    install()  # DynamoDB transactions without whole-table copies: a flat cost per event
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    gate = Gate()
+    snapshots = Snapshots(Path(folder), gate, interval) if folder else None
+    if snapshots is not None:
+        _install_wait_outside_gate(gate)
+        app = GatedApplication(app, gate, snapshots.changed)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    thread.start()
+    print(server.server_address[1], flush=True)
+
+    def answer(line: str) -> None:
+        sys.stdout.write(line.replace("\n", " ") + "\n")
+        sys.stdout.flush()
+
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if snapshots is None:
+                continue
+            try:
+                if command == "restore":
+                    counts = snapshots.restore()
+                    snapshots.start()
+                    answer("restored " + json.dumps(counts))
+                elif command == "snapshot" and snapshots.restored:
+                    answer("saved " + json.dumps(snapshots.take()))
+                else:
+                    answer(f"error unknown command {command!r}")
+            except StateError as error:
+                answer(f"error {error}")
+            except Exception as error:
+                answer(f"error {type(error).__name__}: {error}")
+    except (KeyboardInterrupt, OSError):
+        pass
+    if snapshots is not None and snapshots.restored:
+        snapshots.stop()
+        try:
+            snapshots.take()
+        except Exception as error:
+            print(f"pipelinejobs: the last snapshot failed: {type(error).__name__}: {error}", file=sys.stderr)
+    server.shutdown()
