@@ -131,18 +131,9 @@ class DataFolder:
         except OSError as error:
             raise LocalStackError(f"cannot use the data folder {self.path}: {error.strerror}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = os.pread(fd, 200, 0).decode().split()[0]
+            self._lock(fd)
+        except BaseException:
             os.close(fd)
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                by = f" (pid {holder})" if holder.isdigit() else ""
-                raise LocalStackError(
-                    f"the data folder {self.path} is in use by another `pipelinejobs serve`{by}; "
-                    "stop that one, or give this one another --data-dir"
-                ) from None
             raise
         self.lock_fd = fd
         os.ftruncate(fd, 0)
@@ -161,6 +152,29 @@ class DataFolder:
             self.close()
             raise
         return self
+
+    def _lock(self, fd: int) -> None:
+        """Take the folder's lock, or raise LocalStackError naming who holds it. When the `serve` that
+        held it is gone (killed) and only its emulator holds it, saving its last snapshot, wait for that."""
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+            pids: list[int] = []
+            with contextlib.suppress(OSError, ValueError):
+                pids = [int(word) for word in os.pread(fd, 200, 0).decode().split()]
+            if len(pids) == 2 and not _alive(pids[0]) and _alive(pids[1]) and time.monotonic() < deadline:
+                time.sleep(0.1)  # serve died; its emulator is saving the last snapshot, then exits
+                continue
+            by = f" (pid {pids[0]})" if pids else ""
+            raise LocalStackError(
+                f"the data folder {self.path} is in use by another `pipelinejobs serve`{by}; "
+                "stop that one, or give this one another --data-dir"
+            )
 
     def note_emulator(self, pid: int) -> None:
         """Record the emulator's pid beside serve's in the lock file (for an operator, and the tests)."""
@@ -250,6 +264,20 @@ class DataFolder:
 
     def holds_data(self) -> bool:
         return (self.path / STATE).exists() or (self.path / ADMIN_KEY).exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped by its parent) holds no lock: count it as gone.
+    with contextlib.suppress(OSError):
+        status = Path(f"/proc/{pid}/stat").read_text()
+        return status.rpartition(")")[2].split()[0] != "Z"
+    return True
 
 
 def _now_iso() -> str:
