@@ -530,12 +530,14 @@ class Snapshots:
         return state, new_blobs
 
     def take(self) -> dict[str, int]:
-        """One snapshot, whole; returns what it holds (counts)."""
+        """One snapshot, whole; returns what it holds (counts) and what it cost."""
         with self._write_lock:
             self._changed.clear()
             started = time.monotonic()
             with self.gate.closed():
+                closed = time.monotonic()
                 state, new_blobs = self._capture()
+                closed = time.monotonic() - closed
             blobs = self.folder / BLOBS
             blobs.mkdir(exist_ok=True)
             for sha, content in new_blobs.items():
@@ -543,11 +545,20 @@ class Snapshots:
                 if not path.exists():
                     write_atomically(path, content)
                 self._written_blobs.add(sha)
-            write_atomically(self.folder / STATE, json.dumps(state, separators=(",", ":")).encode())
+            data = json.dumps(state, separators=(",", ":")).encode()
+            write_atomically(self.folder / STATE, data)
             self._collect_blobs(state)
             self.taken += 1
             self.last_seconds = time.monotonic() - started
-            return _counts(state)
+            # What it holds, and what it cost: snapshots so far, this one's time (all of it, and with the
+            # gate closed: requests waited that long), its size.
+            return {
+                **_counts(state),
+                "taken": self.taken,
+                "ms": round(self.last_seconds * 1000),
+                "closed_ms": round(closed * 1000),
+                "bytes": len(data),
+            }
 
     def _collect_blobs(self, state: Mapping[str, Any]) -> None:
         used = {
