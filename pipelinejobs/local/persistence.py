@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -228,6 +229,7 @@ class DataFolder:
             "version": DATA_FORMAT,
             "aws_port": aws_port,
             "api_port": api_port,
+            "written_by": f"pipelinejobs {_package_version()}",
             "created_at": self.manifest.get("created_at") or _now_iso(),
             "started_at": _now_iso(),
         }
@@ -264,6 +266,15 @@ class DataFolder:
 
     def holds_data(self) -> bool:
         return (self.path / STATE).exists() or (self.path / ADMIN_KEY).exists()
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pipelinejobs")
+    except PackageNotFoundError:
+        return "(source)"
 
 
 def _alive(pid: int) -> bool:
@@ -837,6 +848,12 @@ def run_emulator(port: int, folder: str | None, interval: float) -> None:
         sys.stdout.write(line.replace("\n", " ") + "\n")
         sys.stdout.flush()
 
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (systemd stops every process of the service at once; `kill`): save, then exit, as at the
+    # end of input. (Ctrl-C in a terminal does not reach this process: it has its own session.)
+    signal.signal(signal.SIGTERM, terminate)
     try:
         for line in sys.stdin:
             command = line.strip()
