@@ -36,6 +36,7 @@ import datetime as dt
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -388,15 +389,22 @@ def _changes_state(environ: Mapping[str, Any]) -> bool:
 
 
 class GatedApplication:
-    """moto's WSGI application, each request served whole inside the gate; notes the changing ones."""
+    """moto's WSGI application, each request served whole inside the gate; notes the changing ones (and,
+    for a DynamoDB write, the items it names: see Snapshots.note_write)."""
 
-    def __init__(self, app: Callable[..., Any], gate: Gate, changed: Callable[[], None]) -> None:
+    def __init__(self, app: Callable[..., Any], gate: Gate, snapshots: Snapshots) -> None:
         self.app = app
         self.gate = gate
-        self.changed = changed
+        self.snapshots = snapshots
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         changes = _changes_state(environ)
+        target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+        request = b""
+        if changes and target.startswith("DynamoDB_"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = environ["wsgi.input"].read(length) if length > 0 else b""
+            environ["wsgi.input"] = io.BytesIO(request)
         self.gate.enter()
         try:
             result = self.app(environ, start_response)
@@ -407,7 +415,9 @@ class GatedApplication:
                 if callable(close):
                     close()
             if changes:
-                self.changed()
+                if target.startswith("DynamoDB_"):
+                    self.snapshots.note_write(target.partition(".")[2], request)
+                self.snapshots.changed()
             return body
         finally:
             self.gate.leave()
@@ -480,11 +490,32 @@ class Snapshots:
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # The tables' items, serialized (JSON text) per key as of the last snapshot; a snapshot refreshes
+        # only the keys written since (`_written`), or every item when `_full` (the first snapshot, a
+        # write it cannot read the keys of, a table made or dropped).
+        self._items: dict[str, dict[tuple[Any, Any], str]] = {}
+        self._written: dict[str, set[tuple[str, str | None]]] = {}
+        self._full = True
+        self._written_lock = threading.Lock()
         self._blob_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._written_blobs: set[str] = set()
 
     def changed(self) -> None:
         self._changed.set()
+
+    def note_write(self, action: str, request: bytes) -> None:
+        """A DynamoDB write was answered: note the items it names (their keys), for the next snapshot to
+        read again. Any write whose items it cannot name makes the next snapshot read every item."""
+        try:
+            keys = _written_keys(action, json.loads(request or b"{}"))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            keys = None
+        with self._written_lock:
+            if keys is None:
+                self._full = True
+                return
+            for table, key in keys:
+                self._written.setdefault(table, set()).add(key)
 
     # -- taking -----------------------------------------------------------------------------------------
 
@@ -500,12 +531,11 @@ class Snapshots:
         )
 
     def _capture(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The state as plain values (with the gate closed), and the new blobs to write {sha: key}."""
+        """The state (with the gate closed), and the new blobs to write {sha: content}. The tables'
+        items come as JSON text (`_tables_json`), the rest as plain values."""
         dynamodb, sqs, s3 = self._backends()
-        tables = {
-            name: [item.to_json()["Attributes"] for item in table.all_items()]
-            for name, table in sorted(dynamodb.tables.items())
-        }
+        self._capture_items(dynamodb.tables)
+        tables = {name: len(self._items[name]) for name in sorted(self._items)}
         queues = {
             name: [_message_state(m) for m in queue._messages] for name, queue in sorted(sqs.queues.items())
         }
@@ -547,6 +577,62 @@ class Snapshots:
         }
         return state, new_blobs
 
+    def _capture_items(self, tables: Mapping[str, Any]) -> None:
+        with self._written_lock:
+            written, self._written = self._written, {}
+            full, self._full = self._full or set(tables) != set(self._items), False
+        if not full:
+            try:
+                self._refresh_items(tables, written)
+                return
+            except Exception as error:  # a key it cannot look up: read everything, as the first time
+                print(f"pipelinejobs: reading every item ({type(error).__name__}: {error})", file=sys.stderr)
+        self._items = {
+            name: {(item.hash_key, item.range_key): _item_json(item) for item in table.all_items()}
+            for name, table in tables.items()
+        }
+
+    def _refresh_items(
+        self, tables: Mapping[str, Any], written: Mapping[str, set[tuple[str, str | None]]]
+    ) -> None:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        for name, keys in written.items():
+            table, items = tables.get(name), self._items.get(name)
+            if table is None or items is None:
+                continue
+            for hash_json, range_json in keys:
+                hash_value = DynamoType(json.loads(hash_json))
+                range_value = DynamoType(json.loads(range_json)) if range_json is not None else None
+                item = table.get_item(hash_value, range_value)
+                if item is None:
+                    items.pop((hash_value, range_value), None)
+                else:
+                    items[(item.hash_key, item.range_key)] = _item_json(item)
+
+    def full_items(self) -> dict[str, list[str]]:
+        """Every table's items read whole now (with the gate closed), sorted: for a test that the items
+        kept up to date key by key are what a full read gives."""
+        dynamodb, _, _ = self._backends()
+        with self.gate.closed():
+            return {
+                name: sorted(_item_json(item) for item in table.all_items())
+                for name, table in dynamodb.tables.items()
+            }
+
+    def kept_items(self) -> dict[str, list[str]]:
+        """The items the next snapshot would write, brought up to date now (with the gate closed)."""
+        dynamodb, _, _ = self._backends()
+        with self.gate.closed():
+            self._capture_items(dynamodb.tables)
+            return {name: sorted(items.values()) for name, items in self._items.items()}
+
+    def _tables_json(self) -> bytes:
+        parts = []
+        for name in sorted(self._items):
+            parts.append(json.dumps(name) + ":[" + ",".join(self._items[name].values()) + "]")
+        return ("{" + ",".join(parts) + "}").encode()
+
     def take(self) -> dict[str, int]:
         """One snapshot, whole; returns what it holds (counts) and what it cost."""
         with self._write_lock:
@@ -563,15 +649,35 @@ class Snapshots:
                 if not path.exists():
                     write_atomically(path, content)
                 self._written_blobs.add(sha)
-            data = json.dumps(state, separators=(",", ":"), default=_wire_value).encode()
+            # The header, then the tables' items (already JSON), then the queues and the archive.
+            head = json.dumps({k: v for k, v in state.items() if k not in ("dynamodb", "sqs", "s3")})
+            data = b"".join(
+                [
+                    head[:-1].encode(),
+                    b',"dynamodb":',
+                    self._tables_json(),
+                    b',"sqs":',
+                    json.dumps(state["sqs"], separators=(",", ":")).encode(),
+                    b',"s3":',
+                    json.dumps(state["s3"], separators=(",", ":")).encode(),
+                    b"}",
+                ]
+            )
             write_atomically(self.folder / STATE, data)
             self._collect_blobs(state)
             self.taken += 1
             self.last_seconds = time.monotonic() - started
             # What it holds, and what it cost: snapshots so far, this one's time (all of it, and with the
             # gate closed: requests waited that long), its size.
+            jobs = [
+                json.loads(text)
+                for items in self._items.values()
+                for (_, range_value), text in items.items()
+                if getattr(range_value, "value", None) == "JOB"
+            ]
             return {
-                **_counts(state),
+                **_counts({**state, "dynamodb": {"jobs": jobs}}),
+                "items": sum(len(items) for items in self._items.values()),
                 "taken": self.taken,
                 "ms": round(self.last_seconds * 1000),
                 "closed_ms": round(closed * 1000),
@@ -729,6 +835,58 @@ class Snapshots:
             bucket.keys.setlist(key_name, restored)
 
 
+def _item_json(item: Any) -> str:
+    return json.dumps(item.to_json()["Attributes"], separators=(",", ":"), default=_wire_value)
+
+
+def _key_json(table: str, value: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The key of an item named in a request, as JSON text: (hash, range), by the table's key schema."""
+    hash_name, range_name = _KEY_NAMES[table]
+    return (
+        json.dumps(value[hash_name], sort_keys=True),
+        json.dumps(value[range_name], sort_keys=True) if range_name else None,
+    )
+
+
+_KEY_NAMES: dict[str, tuple[str, str | None]] = {}  # table name -> (hash key, range key), from moto
+
+
+def _written_keys(action: str, body: Mapping[str, Any]) -> list[tuple[str, tuple[str, str | None]]] | None:
+    """The items a DynamoDB write names, as (table, key); None when it is not a write of named items
+    (CreateTable, PartiQL...): then the next snapshot reads every item."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    def key(table: str, value: Mapping[str, Any]) -> tuple[str, tuple[str, str | None]]:
+        if table not in _KEY_NAMES:
+            model = dynamodb_backends[_ACCOUNT][_REGION].tables[table]
+            _KEY_NAMES[table] = (model.hash_key_attr, model.range_key_attr)
+        return table, _key_json(table, value)
+
+    if action == "PutItem":
+        return [key(body["TableName"], body["Item"])]
+    if action in ("UpdateItem", "DeleteItem"):
+        return [key(body["TableName"], body["Key"])]
+    if action == "BatchWriteItem":
+        return [
+            key(
+                table,
+                request["PutRequest"]["Item"] if "PutRequest" in request else request["DeleteRequest"]["Key"],
+            )
+            for table, requests in body["RequestItems"].items()
+            for request in requests
+        ]
+    if action == "TransactWriteItems":
+        keys = []
+        for entry in body["TransactItems"]:
+            for kind, operation in entry.items():
+                if kind == "Put":
+                    keys.append(key(operation["TableName"], operation["Item"]))
+                elif kind in ("Update", "Delete"):
+                    keys.append(key(operation["TableName"], operation["Key"]))
+        return keys
+    return None
+
+
 def _message_state(message: Any) -> dict[str, Any]:
     return {
         "id": message.id,
@@ -813,7 +971,10 @@ def _restore_queue(queue: Any, messages: list[dict[str, Any]]) -> None:
 def _counts(state: Mapping[str, Any]) -> dict[str, int]:
     items = [item for items in state["dynamodb"].values() for item in items]
     return {
-        "jobs": sum(1 for item in items if (item.get("sk") or {}).get("S") == "JOB"),
+        # (a deleted job's record stays, marked deleted_at, for its history: it is not counted)
+        "jobs": sum(
+            1 for item in items if (item.get("sk") or {}).get("S") == "JOB" and "deleted_at" not in item
+        ),
         "items": len(items),
         "messages": sum(len(messages) for messages in state["sqs"].values()),
         "objects": sum(
@@ -837,6 +998,8 @@ def run_emulator(port: int, folder: str | None, interval: float) -> None:
     - `restore`: puts the folder's last snapshot into moto (the resources must exist), answers
       `restored {counts}` or `error {message}`; snapshots start after it;
     - `snapshot`: one now, answers `saved {counts}`;
+    - `check`: compares the items kept up to date key by key with a full read, answers
+      `checked {"items": n, "differ": n}` (for the tests);
     - end of input (the stack stopped, or died): a last snapshot, then exit.
 
     Without a folder it only serves, as moto's ThreadedMotoServer does, until its input ends.
@@ -859,7 +1022,7 @@ def run_emulator(port: int, folder: str | None, interval: float) -> None:
     snapshots = Snapshots(Path(folder), gate, interval) if folder else None
     if snapshots is not None:
         _install_wait_outside_gate(gate)
-        app = GatedApplication(app, gate, snapshots.changed)
+        app = GatedApplication(app, gate, snapshots)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
@@ -887,6 +1050,12 @@ def run_emulator(port: int, folder: str | None, interval: float) -> None:
                     answer("restored " + json.dumps(counts))
                 elif command == "snapshot" and snapshots.restored:
                     answer("saved " + json.dumps(snapshots.take()))
+                elif command == "check" and snapshots.restored:
+                    kept, full = snapshots.kept_items(), snapshots.full_items()
+                    differ = sum(
+                        len(set(kept.get(t, [])) ^ set(full.get(t, []))) for t in set(kept) | set(full)
+                    )
+                    answer("checked " + json.dumps({"items": sum(map(len, full.values())), "differ": differ}))
                 else:
                     answer(f"error unknown command {command!r}")
             except StateError as error:

@@ -215,7 +215,7 @@ class MotoServerProcess:
             raise LocalStackError(f"the emulator stopped: {self._last_error() or 'no output'}") from None
         line = self._read_line(timeout)
         word, _, rest = line.partition(" ")
-        if word in ("restored", "saved"):
+        if word in ("restored", "saved", "checked"):
             counts: dict[str, int] = json.loads(rest)
             return counts
         if word == "error":
@@ -233,6 +233,11 @@ class MotoServerProcess:
     def snapshot(self, timeout: float = 600) -> dict[str, int]:
         """Save a snapshot now (after `restore()`); returns what it holds."""
         return self._command("snapshot", timeout)
+
+    def check(self, timeout: float = 600) -> dict[str, int]:
+        """Compare the table items the snapshots keep up to date key by key with a full read of the
+        tables: `{"items": n, "differ": n}` (tests: differ must be 0)."""
+        return self._command("check", timeout)
 
     @property
     def endpoint(self) -> str:
@@ -716,6 +721,13 @@ class LocalStack:
         if self._moto is None or self.data_folder is None:
             raise LocalStackError("the stack has no data folder (LocalStack(data_dir=...))")
         return self._moto.snapshot()
+
+    def check_data(self) -> dict[str, int]:
+        """Compare the table items the snapshots keep up to date (key by key, from the writes' requests)
+        with a full read of the tables now: `{"items": n, "differ": n}`; for tests (differ is 0)."""
+        if self._moto is None or self.data_folder is None:
+            raise LocalStackError("the stack has no data folder (LocalStack(data_dir=...))")
+        return self._moto.check()
 
     @property
     def emulator_pid(self) -> int:

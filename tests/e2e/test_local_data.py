@@ -102,7 +102,16 @@ def test_a_stack_started_again_on_its_folder_has_everything_it_had(tmp_path: Pat
         s3.put_object(Bucket=bucket, Key=prefix + "out/b.bin", Body=bytes(range(256)) * 40)
         s3.put_object(Bucket=bucket, Key=prefix + "out/gone.txt", Body=b"deleted later")
         s3.delete_object(Bucket=bucket, Key=prefix + "out/gone.txt")
+        # (every kind of write: idempotent events, a reset, a delete, a revoked key)
+        retried = admin.create_job(PIPELINE, {"n": 6}).run()
+        retried.send("update", idempotency_key="same-1", step=1)
+        retried.send("update", idempotency_key="same-1", step=1)
+        retried.reset()
+        admin.create_job(PIPELINE, {"n": 7}).delete()
+        admin.keys.revoke(admin.keys.create("short-lived", ["*"]))
         stack.drain()
+        # (the items the snapshots keep up to date write by write are exactly the tables' items)
+        assert stack.check_data()["differ"] == 0
         dead = {"uuid": running.uuid, "name": "update", "data": {"from": "dlq"}, "token": stack.admin_token()}
         dead_body = json.dumps({**dead, "event_id": "dead-lettered-1"})
         stack.client("sqs").send_message(
@@ -120,7 +129,7 @@ def test_a_stack_started_again_on_its_folder_has_everything_it_had(tmp_path: Pat
         admin = Client(stack.api_url, admin_key=stack.admin_key, timeout=10)
         s3 = stack.client("s3")
         # then everything is as it was: jobs, history, outputs, keys, every object version
-        assert stack.restored is not None and stack.restored["jobs"] == 5
+        assert stack.restored is not None and stack.restored["jobs"] == 6
         assert _everything(admin, s3, bucket) == before
         assert s3.get_object(Bucket=bucket, Key=prefix + "out/a.txt")["Body"].read() == b"second version"
         # the same admin key (a token computed before still works), the same emulator port
@@ -142,6 +151,7 @@ def test_a_stack_started_again_on_its_folder_has_everything_it_had(tmp_path: Pat
         admin.get_job(running.uuid).finish()
         stack.drain()
         assert admin.get_job(running.uuid).state == "FINISHED"
+        assert stack.check_data()["differ"] == 0
 
 
 def test_events_queued_when_the_emulator_is_killed_are_applied_once_after_restart(tmp_path: Path) -> None:
