@@ -484,6 +484,7 @@ class Snapshots:
         self.gate = gate
         self.interval = max(0.05, interval)
         self.restored = False  # no snapshot is written before the folder's data is back in moto
+        self.warnings: Any = sys.stderr  # where a failed snapshot is said (serve's terminal)
         self.taken = 0
         self.last_seconds = 0.0
         self._changed = threading.Event()
@@ -499,6 +500,10 @@ class Snapshots:
         self._written_lock = threading.Lock()
         self._blob_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._written_blobs: set[str] = set()
+
+    def warn(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            print(f"pipelinejobs: {text}", file=self.warnings, flush=True)
 
     def changed(self) -> None:
         self._changed.set()
@@ -708,12 +713,9 @@ class Snapshots:
                 continue
             try:
                 self.take()
-            except Exception as error:  # a full disk: say so, keep serving, try again
-                print(
-                    f"pipelinejobs: snapshot failed: {type(error).__name__}: {error}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            except Exception as error:  # a full disk: say so where serve prints, keep serving, try again
+                self._changed.set()
+                self.warn(f"could not save the data folder {self.folder}: {type(error).__name__}: {error}")
             # Never more than a fifth of the time in snapshots: a large data set is saved less often.
             self._stop.wait(max(self.interval, 4 * self.last_seconds))
 
@@ -779,7 +781,7 @@ class Snapshots:
             )
         with self.gate.closed():
             for name, items in state["dynamodb"].items():
-                _restore_table(dynamodb.tables[name], name, items)
+                self._items[name] = _restore_table(dynamodb.tables[name], name, items)
             for name, messages in state["sqs"].items():
                 _restore_queue(sqs.queues[name], messages)
             for name, objects in state["s3"].items():
@@ -787,6 +789,10 @@ class Snapshots:
         for objects in state["s3"].values():
             for versions in objects.values():
                 self._written_blobs.update(v["blob"] for v in versions if "blob" in v)
+        # The items kept for the snapshots are the ones just restored: the next snapshot reads only the
+        # items written after (unless the template made a table the state did not have).
+        with self._written_lock:
+            self._full = set(self._items) != set(dynamodb.tables)
         self.restored = True
         return _counts(state)
 
@@ -833,6 +839,13 @@ class Snapshots:
                 self._blob_of[key] = version["blob"]
                 restored.append(key)
             bucket.keys.setlist(key_name, restored)
+
+
+def _canonical(tables: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    return {
+        name: [json.dumps(json.loads(text), sort_keys=True) for text in items]
+        for name, items in tables.items()
+    }
 
 
 def _item_json(item: Any) -> str:
@@ -922,13 +935,14 @@ def _key_state(key: Any, blob: str) -> dict[str, Any]:
     }
 
 
-def _restore_table(table: Any, name: str, items: list[dict[str, Any]]) -> None:
+def _restore_table(table: Any, name: str, items: list[dict[str, Any]]) -> dict[tuple[Any, Any], str]:
     """The items as moto holds them, written straight into the table: no stream records (the notifier
     sent its notifications back then), and none of put_item's checks, which each item passed when it was
     first written (moto's own copy of an item skips them too: they cost O(attributes²) per item)."""
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 
     hash_name, range_name = table.hash_key_attr, table.range_key_attr
+    kept: dict[tuple[Any, Any], str] = {}
     for attributes in items:
         if hash_name not in attributes or (range_name and range_name not in attributes):
             raise StateError(f"an item of table {name} in the state file lacks its key")
@@ -944,6 +958,8 @@ def _restore_table(table: Any, name: str, items: list[dict[str, Any]]) -> None:
             table.items[item.hash_key][item.range_key] = item
         else:
             table.items[item.hash_key] = item
+        kept[(item.hash_key, item.range_key)] = json.dumps(attributes, separators=(",", ":"))
+    return kept
 
 
 def _restore_queue(queue: Any, messages: list[dict[str, Any]]) -> None:
@@ -991,7 +1007,7 @@ def _counts(state: Mapping[str, Any]) -> dict[str, int]:
 # ------------------------------------------------------------------------------------------------
 
 
-def run_emulator(port: int, folder: str | None, interval: float) -> None:
+def run_emulator(port: int, folder: str | None, interval: float, warnings_fd: int = -1) -> None:
     """moto's server on 127.0.0.1:<port>, driven by lines on stdin (the local stack's control pipe):
 
     - prints the port it listens on;
@@ -1020,6 +1036,8 @@ def run_emulator(port: int, folder: str | None, interval: float) -> None:
     app: Any = DomainDispatcherApplication(create_backend_app)
     gate = Gate()
     snapshots = Snapshots(Path(folder), gate, interval) if folder else None
+    if snapshots is not None and warnings_fd >= 0:
+        snapshots.warnings = os.fdopen(warnings_fd, "w")
     if snapshots is not None:
         _install_wait_outside_gate(gate)
         app = GatedApplication(app, gate, snapshots)
@@ -1052,6 +1070,7 @@ def run_emulator(port: int, folder: str | None, interval: float) -> None:
                     answer("saved " + json.dumps(snapshots.take()))
                 elif command == "check" and snapshots.restored:
                     kept, full = snapshots.kept_items(), snapshots.full_items()
+                    kept, full = _canonical(kept), _canonical(full)
                     differ = sum(
                         len(set(kept.get(t, [])) ^ set(full.get(t, []))) for t in set(kept) | set(full)
                     )
@@ -1069,5 +1088,8 @@ def run_emulator(port: int, folder: str | None, interval: float) -> None:
         try:
             snapshots.take()
         except Exception as error:
-            print(f"pipelinejobs: the last snapshot failed: {type(error).__name__}: {error}", file=sys.stderr)
+            snapshots.warn(
+                f"could not save the data folder {snapshots.folder} at the stop: {type(error).__name__}: "
+                f"{error}; it holds the data of the last snapshot"
+            )
     server.shutdown()

@@ -33,6 +33,7 @@ import collections
 import contextlib
 import errno
 import json
+import os
 import select
 import socket
 import subprocess
@@ -135,7 +136,7 @@ def _port_free(port: int) -> bool:
 _MOTO_RUNNER = r"""
 import sys
 from pipelinejobs.local.persistence import run_emulator
-run_emulator(int(sys.argv[1]), sys.argv[2] or None, float(sys.argv[3]))
+run_emulator(int(sys.argv[1]), sys.argv[2] or None, float(sys.argv[3]), int(sys.argv[4]))
 """
 
 
@@ -166,6 +167,22 @@ class MotoServerProcess:
     def start(self, timeout: float = 30) -> MotoServerProcess:
         """Raises LocalStackError when the server does not come up (port taken, moto missing)."""
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
+        # A snapshot that fails (a full disk) is said where this process prints its errors.
+        warnings = os.dup(2) if self.data_dir else -1
+        try:
+            self._spawn(warnings)
+        finally:
+            if warnings >= 0:
+                os.close(warnings)
+        line = self._read_line(timeout)
+        if not line.isdigit():
+            detail = self._last_error() or "no output"
+            self.stop()
+            raise LocalStackError(f"moto's server did not start on 127.0.0.1:{self.requested_port}: {detail}")
+        self.port = int(line)
+        return self
+
+    def _spawn(self, warnings: int) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
             [
                 sys.executable,
@@ -174,6 +191,7 @@ class MotoServerProcess:
                 str(self.requested_port),
                 str(self.data_dir or ""),
                 str(self.snapshot_seconds),
+                str(warnings),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -183,15 +201,8 @@ class MotoServerProcess:
             # functions first and the emulator last.
             start_new_session=True,
             # The data folder's lock, shared: held until both this process and the emulator are gone.
-            pass_fds=self.pass_fds,
+            pass_fds=self.pass_fds + ((warnings,) if warnings >= 0 else ()),
         )
-        line = self._read_line(timeout)
-        if not line.isdigit():
-            detail = self._last_error() or "no output"
-            self.stop()
-            raise LocalStackError(f"moto's server did not start on 127.0.0.1:{self.requested_port}: {detail}")
-        self.port = int(line)
-        return self
 
     def _read_line(self, timeout: float) -> str:
         assert self._process is not None and self._process.stdout is not None

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +265,30 @@ def test_without_a_data_folder_nothing_is_written(tmp_path: Path, monkeypatch: p
             stack.snapshot()
     # then it kept nothing anywhere
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_snapshot_that_cannot_be_written_is_said_and_tried_again(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "data"
+    with _stack(folder) as stack:
+        admin = Client(stack.api_url, admin_key=stack.admin_key, timeout=10)
+        # given a data folder where the state cannot be written (as on a full disk)
+        (folder / "state.json").unlink()
+        (folder / "state.json").mkdir()
+        # when something changes
+        job = admin.create_job(PIPELINE, {"n": "unsaved"})
+        stack.drain()
+        said = ""
+        deadline = time.monotonic() + 60
+        while "could not save the data folder" not in said and time.monotonic() < deadline:
+            time.sleep(0.2)
+            said += capfd.readouterr().err
+        # then the terminal says so, naming the folder
+        assert f"could not save the data folder {folder}" in said
+        # and once it can be written again, the next snapshot (here the one at the stop) has everything
+        (folder / "state.json").rmdir()
+    with _stack(folder) as stack:
+        assert (
+            Client(stack.api_url, admin_key=stack.admin_key, timeout=10).get_job(job.uuid).state == "CREATED"
+        )
