@@ -9,7 +9,8 @@ What runs, all in this process:
 
 | piece | how |
 |---|---|
-| AWS | moto's server (ThreadedMotoServer, in a child process) on 127.0.0.1:<aws_port>, reachable from any process through `AWS_ENDPOINT_URL` |
+| AWS | moto's server (its WSGI app on werkzeug, in a child process: persistence.run_emulator) on 127.0.0.1:<aws_port>, reachable from any process through `AWS_ENDPOINT_URL` |
+| data | with `data_dir`: the services' data snapshotted there and restored at start, the admin key and the ports kept (persistence.py); without: in memory, gone at stop |
 | resources | `create_stack_resources` from template.yaml (table with its stream, FIFO queue + dead-letter queue, bucket, bus, admin key in SSM) |
 | HTTP API | the API function behind `HttpBridge` on 127.0.0.1:<port> (API Gateway HTTP API, payload 2.0) |
 | worker | the worker function fed by `SqsEventSource` (batch size, partial batch failures, visibility timeout, redrive to the dead-letter queue) |
