@@ -192,8 +192,14 @@ def serve(
             pass
         finally:
             err.print("[dim]Stopping…[/dim]")
+            folder = stack.data_folder.path if stack.data_folder is not None else None
             stack.stop()
-            err.print("Stopped.")
+            if folder is not None:
+                err.print(
+                    f"Stopped. The data is kept in {escape(str(folder))}: `pipelinejobs serve` there brings it back."
+                )
+            else:
+                err.print("Stopped.")
 
 
 def _print_banner(stack: object) -> None:

@@ -119,7 +119,8 @@ def test_ctrl_c_and_serve_again_keeps_the_data_and_the_exported_variables(tmp_pa
         assert "in use by another `pipelinejobs serve`" in " ".join((second.stdout + second.stderr).split())
     finally:
         # when serve is stopped with Ctrl-C (events maybe still queued) and started again
-        _interrupt(first)
+        said = _interrupt(first)
+    assert f"The data is kept in {folder}" in " ".join(said.split()), said
     again, banner, new_exports = _serve(folder, port)
     try:
         # then the banner says what came back, and the exported variables are unchanged
