@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -201,6 +202,24 @@ def test_a_second_stack_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
         assert stack.restored is not None and stack.restored["jobs"] == 1
 
 
+@pytest.fixture(scope="module")
+def folder_with_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A data folder a stack left (a job, an archive object), to copy: (folder, job uuid, admin key)."""
+    folder = tmp_path_factory.mktemp("kept") / "data"
+    with _stack(folder) as stack:
+        admin = Client(stack.api_url, admin_key=stack.admin_key, timeout=10)
+        job = admin.create_job(PIPELINE, {"n": "kept"})
+        stack.client("s3").put_object(Bucket=stack.resources.bucket, Key="archive/x", Body=b"x")
+        stack.drain()
+        return folder, job.uuid, stack.admin_key
+
+
+def _copy(folder_with_data: tuple[Path, str, str], tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    shutil.copytree(folder_with_data[0], folder)
+    return folder
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
@@ -213,19 +232,20 @@ def test_a_second_stack_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
         (lambda folder: (folder / "manifest.json").write_text("not json"), "manifest.json"),
         (lambda folder: (folder / "admin-key").unlink(), "admin-key"),
         (lambda folder: next((folder / "blobs").iterdir()).unlink(), "is missing"),
+        (
+            lambda folder: (folder / "manifest.json").write_text(
+                json.dumps({**json.loads((folder / "manifest.json").read_text()), "version": 2})
+            ),
+            "newer pipelinejobs",
+        ),
     ],
-    ids=["state-cut-short", "manifest-garbled", "admin-key-missing", "archive-blob-missing"],
+    ids=["state-cut-short", "manifest-garbled", "admin-key-missing", "archive-blob-missing", "newer-version"],
 )
-def test_a_damaged_folder_is_refused_with_a_clear_error_and_left_as_it_was(
-    tmp_path: Path, damage: Any, said: str
+def test_a_damaged_or_newer_folder_is_refused_with_a_clear_error_and_left_as_it_was(
+    folder_with_data: tuple[Path, str, str], tmp_path: Path, damage: Any, said: str
 ) -> None:
-    folder = tmp_path / "data"
-    # given a folder with data, damaged while no stack runs
-    with _stack(folder) as stack:
-        admin = Client(stack.api_url, admin_key=stack.admin_key, timeout=10)
-        job = admin.create_job(PIPELINE, {"n": "damaged"})
-        stack.client("s3").put_object(Bucket=stack.resources.bucket, Key="archive/x", Body=b"x")
-        stack.drain()
+    # given a folder with data, damaged (or written by a newer version) while no stack runs
+    folder = _copy(folder_with_data, tmp_path)
     damage(folder)
     files = _folder_digest(folder)
     # when a stack starts on it
@@ -235,24 +255,20 @@ def test_a_damaged_folder_is_refused_with_a_clear_error_and_left_as_it_was(
     message = str(refused.value)
     assert said in message and "--fresh" in message, message
     assert _folder_digest(folder) == files
-    # and --fresh starts afresh: nothing of the old data, a new admin key
+
+
+def test_fresh_starts_afresh(folder_with_data: tuple[Path, str, str], tmp_path: Path) -> None:
+    # given a folder with data (here damaged: --fresh is the way out the error names)
+    folder = _copy(folder_with_data, tmp_path)
+    (folder / "state.json").write_text("garbled")
+    _, uuid, admin_key = folder_with_data
+    # when a stack starts on it with fresh=True (serve --fresh)
     with _stack(folder, fresh=True) as stack:
+        # then nothing of the old data is there, and the admin key is a new one
         assert stack.restored is None
         assert Client(stack.api_url, admin_key=stack.admin_key, timeout=10).list_jobs() == []
-    assert job.uuid not in (folder / "state.json").read_text()
-
-
-def test_a_folder_written_by_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
-    folder = tmp_path / "data"
-    with _stack(folder):
-        pass
-    manifest = json.loads((folder / "manifest.json").read_text())
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "version": manifest["version"] + 1}))
-    files = _folder_digest(folder)
-    with pytest.raises(LocalStackError) as refused:
-        _stack(folder).start()
-    assert "newer pipelinejobs" in str(refused.value) and "--fresh" in str(refused.value)
-    assert _folder_digest(folder) == files
+        assert stack.admin_key != admin_key
+    assert uuid not in (folder / "state.json").read_text()
 
 
 def test_without_a_data_folder_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
