@@ -969,6 +969,10 @@ class LocalStack:
             self._sqs_source.stop(timeout=(resources.worker_timeout if resources else 60) + 5)
             self._sqs_source = None
         if self._stream_source is not None:
+            if self.data_folder is not None:
+                # The stream starts empty at the next start: send the notifications of what was applied.
+                with contextlib.suppress(Exception):
+                    self._stream_source.wait_caught_up(10)
             self._stream_source.stop(timeout=35)
             self._stream_source = None
         if self._moto is not None:
