@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from pipelinejobs import Client
 from pipelinejobs.dlq import redrive
-from pipelinejobs.local.stack import LocalStack, LocalStackError
+from pipelinejobs.local.stack import LocalStack, LocalStackError, MotoServerProcess
 
 PIPELINE = "pipeline-local-data"
 _LIVE_DURATIONS = {"pending_seconds", "run_seconds"}
@@ -308,3 +309,37 @@ def test_a_snapshot_that_cannot_be_written_is_said_and_tried_again(
         assert (
             Client(stack.api_url, admin_key=stack.admin_key, timeout=10).get_job(job.uuid).state == "CREATED"
         )
+
+
+def test_the_emulator_stopped_with_sigterm_saves_what_it_answered_first(tmp_path: Path) -> None:
+    # given the emulator alone on a data folder, snapshots at most once an hour, its first one taken
+    folder = tmp_path / "data"
+    folder.mkdir()
+    emulator = MotoServerProcess(0, data_dir=folder, snapshot_seconds=3600).start()
+    try:
+        emulator.restore()
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=emulator.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        deadline = time.monotonic() + 60
+        while not (folder / "state.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # when an item is written (answered), then the emulator gets SIGTERM (systemd stopping it all)
+        dynamodb.put_item(TableName="t", Item={"pk": {"S": "answered-before-sigterm"}})
+        os.kill(emulator.pid, signal.SIGTERM)
+        assert emulator._process is not None
+        emulator._process.wait(60)
+    finally:
+        emulator.stop()
+    # then it saved it before exiting
+    assert "answered-before-sigterm" in (folder / "state.json").read_text()
