@@ -127,6 +127,13 @@ class DataFolder:
             raise LocalStackError(
                 f"the data folder {self.path} is a file, not a folder; choose another --data-dir"
             )
+        with contextlib.suppress(OSError):
+            entries = {entry.name for entry in self.path.iterdir()} if self.path.is_dir() else set()
+            if entries and not entries & {MANIFEST, STATE, ADMIN_KEY, LOCK}:
+                raise LocalStackError(
+                    f"{self.path} holds other files than a pipelinejobs data folder; give --data-dir an "
+                    "empty or new folder"
+                )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)

@@ -102,3 +102,12 @@ def test_serve_fresh_without_a_terminal_asks_for_yes_and_deletes_nothing(tmp_pat
     assert result.exit_code == 2, result.output
     assert "--yes" in result.output
     assert sorted(p.name for p in folder.iterdir()) == ["admin-key", "manifest.json", "state.json"]
+
+
+def test_a_folder_of_other_files_is_not_taken_for_a_data_folder(tmp_path: Path) -> None:
+    # given a folder of someone's files (a mistyped --data-dir)
+    (tmp_path / "notes.txt").write_text("mine")
+    # when it is opened as a data folder, then it is refused, and nothing is added to it
+    with pytest.raises(LocalStackError, match="holds other files than a pipelinejobs data folder"):
+        DataFolder(tmp_path).open()
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
