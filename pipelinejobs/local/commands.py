@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,6 +24,7 @@ from rich.table import Table
 __all__ = ["main", "register"]
 
 DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_DATA_DIR = ".pipelinejobs"  # persistence.DEFAULT_DATA_DIR (not imported: the CLI starts without moto)
 
 
 def _out() -> Console:
@@ -91,7 +93,7 @@ def serve(
         int | None,
         typer.Option(
             "--aws-port",
-            help="Port of the emulated AWS endpoint (moto) on 127.0.0.1; a free port by default.",
+            help="Port of the emulated AWS endpoint (moto) on 127.0.0.1; by default the one of the last run on --data-dir when it is free, else a free one.",
             show_default=False,
         ),
     ] = None,
@@ -100,7 +102,7 @@ def serve(
         typer.Option(
             "--admin-key",
             envvar="PIPELINEJOBS_ADMIN_KEY",
-            help="The admin key to use (stored in SSM); generated when not given.",
+            help="The admin key to use (stored in SSM, kept in --data-dir); by default the one kept there, generated at the first start.",
             show_default=False,
         ),
     ] = None,
@@ -121,14 +123,48 @@ def serve(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print a line per event.")] = False,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            envvar="PIPELINEJOBS_DATA_DIR",
+            help="Where the local stack keeps its data (jobs, history, archive, producer keys, queued "
+            "events, the admin key, the ports): started again on it, it comes back as it was.",
+        ),
+    ] = Path(DEFAULT_DATA_DIR),
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start afresh: delete what the data folder holds first (asks to confirm on a terminal).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --fresh: do not ask to confirm.")] = False,
 ) -> None:
     """Start the local stack: AWS emulated by moto on loopback, resources from template.yaml, the HTTP
-    API, the queue worker and the notifier. Logs one line per event until Ctrl-C."""
+    API, the queue worker and the notifier. Logs one line per event until Ctrl-C.
+
+    Its data lives in --data-dir (.pipelinejobs/ in the working directory): Ctrl-C and start again, and
+    every job, history entry, archived file, producer key and queued event is there, with the same
+    admin key (exported tokens keep working) and the same AWS endpoint port. --fresh starts afresh."""
     _require_local_extra("serve")
+    from pipelinejobs.local.persistence import DataFolder
     from pipelinejobs.local.resources import LocalStackError
     from pipelinejobs.local.stack import LocalStack
 
     err = _err()
+    if fresh and not aws and DataFolder(data_dir).holds_data() and not yes:
+        if not sys.stdin.isatty():
+            err.print(
+                f"[bold red]Error:[/bold red] --fresh deletes the data in {escape(str(data_dir))}; "
+                "add --yes to do so without a terminal to confirm"
+            )
+            raise typer.Exit(2)
+        if not typer.confirm(
+            f"Delete every job, history entry, archived file and the admin key kept in {data_dir}?"
+        ):
+            err.print("Nothing deleted.")
+            raise typer.Exit(1)
     stack = LocalStack(
         port=port,
         aws_port=aws_port,
@@ -136,6 +172,8 @@ def serve(
         quiet=quiet,
         aws=aws,
         stack_name=stack_name if aws else None,
+        data_dir=None if aws else data_dir,
+        fresh=fresh,
     )
     with _terminate_as_interrupt():
         try:
@@ -154,8 +192,14 @@ def serve(
             pass
         finally:
             err.print("[dim]Stopping…[/dim]")
+            folder = stack.data_folder.path if stack.data_folder is not None else None
             stack.stop()
-            err.print("Stopped.")
+            if folder is not None:
+                err.print(
+                    f"Stopped. The data is kept in {escape(str(folder))}: `pipelinejobs serve` there brings it back."
+                )
+            else:
+                err.print("Stopped.")
 
 
 def _print_banner(stack: object) -> None:
@@ -181,6 +225,12 @@ def _print_banner(stack: object) -> None:
         table.add_row(
             "AWS endpoint", f"{stack.aws_endpoint}  [dim](moto; credentials testing/testing, us-east-1)[/dim]"
         )
+        if stack.aws_port_note:
+            table.add_row("", f"[yellow]{escape(stack.aws_port_note)}: re-export AWS_ENDPOINT_URL[/yellow]")
+        if stack.data_folder is not None:
+            table.add_row(
+                "Data", f"{escape(str(stack.data_folder.path))}  [dim]{escape(_data_note(stack))}[/dim]"
+            )
         table.add_row("Queue", escape(stack.resources.queue_url))
         table.add_row("Dead letters", escape(stack.resources.dead_letter_queue_url))
         table.add_row(
@@ -216,6 +266,19 @@ def _print_banner(stack: object) -> None:
     )
     out.print()
     out.print("[dim]Events are logged below; Ctrl-C stops.[/dim]")
+
+
+def _data_note(stack: object) -> str:
+    from pipelinejobs.local.stack import LocalStack
+
+    assert isinstance(stack, LocalStack)
+    counts = stack.restored
+    if counts is None:
+        return "(new; kept across restarts, `--fresh` starts afresh)"
+    return (
+        f"(restored: {counts.get('jobs', 0)} jobs, {counts.get('messages', 0)} queued or dead-lettered "
+        f"events, {counts.get('objects', 0)} archive objects; `--fresh` starts afresh)"
+    )
 
 
 def demo(
@@ -334,6 +397,8 @@ def register(app: typer.Typer) -> None:
         "serve",
         epilog="[bold]Examples[/bold]\n\n  [cyan]$ pipelinejobs serve[/cyan]\n\n"
         "  [cyan]$ pipelinejobs serve --port 0 --quiet[/cyan]\n\n"
+        "  [cyan]$ pipelinejobs serve --data-dir ~/lab-jobs[/cyan]\n\n"
+        "  [cyan]$ pipelinejobs serve --fresh[/cyan]   (deletes the kept data first)\n\n"
         "  [cyan]$ pipelinejobs serve --aws --stack-name pipelinejobs-prod[/cyan]",
     )(serve)
     app.command(

@@ -9,7 +9,8 @@ What runs, all in this process:
 
 | piece | how |
 |---|---|
-| AWS | moto's server (ThreadedMotoServer, in a child process) on 127.0.0.1:<aws_port>, reachable from any process through `AWS_ENDPOINT_URL` |
+| AWS | moto's server (its WSGI app on werkzeug, in a child process: persistence.run_emulator) on 127.0.0.1:<aws_port>, reachable from any process through `AWS_ENDPOINT_URL` |
+| data | with `data_dir`: the services' data snapshotted there and restored at start, the admin key and the ports kept (persistence.py); without: in memory, gone at stop |
 | resources | `create_stack_resources` from template.yaml (table with its stream, FIFO queue + dead-letter queue, bucket, bus, admin key in SSM) |
 | HTTP API | the API function behind `HttpBridge` on 127.0.0.1:<port> (API Gateway HTTP API, payload 2.0) |
 | worker | the worker function fed by `SqsEventSource` (batch size, partial batch failures, visibility timeout, redrive to the dead-letter queue) |
@@ -32,6 +33,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import json
+import os
 import select
 import socket
 import subprocess
@@ -68,6 +71,7 @@ from pipelinejobs.local.functions import (
     schedules,
 )
 from pipelinejobs.local.http_bridge import HttpBridge
+from pipelinejobs.local.persistence import DEFAULT_SNAPSHOT_SECONDS, DataFolder
 from pipelinejobs.local.resources import (
     DEFAULT_TEMPLATE,
     LocalStackError,
@@ -125,38 +129,71 @@ def _port_free(port: int) -> bool:
     return True
 
 
-# Runs moto's ThreadedMotoServer in a child process. Its own process, not a thread of this one: moto
-# keeps its state in module globals, which `moto.mock_aws()` in the same process resets (the test
-# suites use it), and its request handling would compete with the functions for this process's GIL.
-# The child exits when its stdin closes, that is when this process stops it or dies.
+# Runs moto's server in a child process. Its own process, not a thread of this one: moto keeps its state
+# in module globals, which `moto.mock_aws()` in the same process resets (the test suites use it), and its
+# request handling would compete with the functions for this process's GIL. The child exits when its
+# stdin closes, that is when this process stops it or dies; with a data folder it saves a last snapshot
+# first (persistence.run_emulator).
 _MOTO_RUNNER = r"""
-import logging, sys
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-from pipelinejobs.local.moto_patches import install
-install()  # DynamoDB transactions without whole-table copies: a flat cost per event
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
+import sys
+from pipelinejobs.local.persistence import run_emulator
+run_emulator(int(sys.argv[1]), sys.argv[2] or None, float(sys.argv[3]), int(sys.argv[4]))
 """
 
 
 class MotoServerProcess:
-    """moto in server mode on 127.0.0.1:<port> (0: a free one), in a child process."""
+    """moto in server mode on 127.0.0.1:<port> (0: a free one), in a child process; with `data_dir`, its
+    data saved there (snapshots, see persistence.py) and put back by `restore()`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        data_dir: str | Path | None = None,
+        snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
         self.requested_port = port
         self.port = 0
+        self.data_dir = data_dir
+        self.snapshot_seconds = snapshot_seconds
+        self.pass_fds = pass_fds
         self._process: subprocess.Popen[str] | None = None
         self._stderr: Any = None
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid if self._process is not None else 0
 
     def start(self, timeout: float = 30) -> MotoServerProcess:
         """Raises LocalStackError when the server does not come up (port taken, moto missing)."""
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
+        # A snapshot that fails (a full disk) is said where this process prints its errors.
+        warnings = os.dup(2) if self.data_dir else -1
+        try:
+            self._spawn(warnings)
+        finally:
+            if warnings >= 0:
+                os.close(warnings)
+        line = self._read_line(timeout)
+        if not line.isdigit():
+            detail = self._last_error() or "no output"
+            self.stop()
+            raise LocalStackError(f"moto's server did not start on 127.0.0.1:{self.requested_port}: {detail}")
+        self.port = int(line)
+        return self
+
+    def _spawn(self, warnings: int) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
-            [sys.executable, "-c", _MOTO_RUNNER, str(self.requested_port)],
+            [
+                sys.executable,
+                "-c",
+                _MOTO_RUNNER,
+                str(self.requested_port),
+                str(self.data_dir or ""),
+                str(self.snapshot_seconds),
+                str(warnings),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -164,32 +201,70 @@ class MotoServerProcess:
             # Its own session: Ctrl-C in the terminal reaches this process only, which stops the
             # functions first and the emulator last.
             start_new_session=True,
+            # The data folder's lock, shared: held until both this process and the emulator are gone.
+            pass_fds=self.pass_fds + ((warnings,) if warnings >= 0 else ()),
         )
-        assert self._process.stdout is not None
+
+    def _read_line(self, timeout: float) -> str:
+        assert self._process is not None and self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], timeout)
-        line = self._process.stdout.readline().strip() if ready else ""
-        if not line.isdigit():
-            self._stderr.seek(0)
-            detail = self._stderr.read().strip().splitlines()[-1:] or ["no output"]
-            self.stop()
-            raise LocalStackError(
-                f"moto's server did not start on 127.0.0.1:{self.requested_port}: {detail[0]}"
-            )
-        self.port = int(line)
-        return self
+        return self._process.stdout.readline().strip() if ready else ""
+
+    def _last_error(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        lines = self._stderr.read().strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def _command(self, command: str, timeout: float) -> dict[str, int]:
+        if self._process is None or self._process.stdin is None:
+            raise LocalStackError("the emulator is not running")
+        try:
+            self._process.stdin.write(command + "\n")
+            self._process.stdin.flush()
+        except OSError:
+            raise LocalStackError(f"the emulator stopped: {self._last_error() or 'no output'}") from None
+        line = self._read_line(timeout)
+        word, _, rest = line.partition(" ")
+        if word in ("restored", "saved", "checked"):
+            counts: dict[str, int] = json.loads(rest)
+            return counts
+        if word == "error":
+            raise LocalStackError(rest)
+        raise LocalStackError(
+            f"the emulator did not answer {command!r} within {timeout:g} s: {self._last_error() or 'no output'}"
+        )
+
+    def restore(self, timeout: float = 600) -> dict[str, int]:
+        """Put the data folder's last snapshot into the emulator (its resources made already); returns
+        what came back (jobs, items, messages, objects). Snapshots start then. LocalStackError when the
+        folder's state cannot be read: nothing is restored, and nothing will be written to it."""
+        return self._command("restore", timeout)
+
+    def snapshot(self, timeout: float = 600) -> dict[str, int]:
+        """Save a snapshot now (after `restore()`); returns what it holds."""
+        return self._command("snapshot", timeout)
+
+    def check(self, timeout: float = 600) -> dict[str, int]:
+        """Compare the table items the snapshots keep up to date key by key with a full read of the
+        tables: `{"items": n, "differ": n}` (tests: differ must be 0)."""
+        return self._command("check", timeout)
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 10) -> None:
+        """Close its input: it saves a last snapshot (with a data folder) and exits; killed if it takes
+        longer than `timeout` (plus a minute with a data folder, for that snapshot)."""
         process, self._process = self._process, None
         if process is not None:
             with contextlib.suppress(OSError):
                 if process.stdin is not None:
                     process.stdin.close()
             try:
-                process.wait(timeout)
+                process.wait(timeout + (60 if self.data_dir else 0))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout)
@@ -219,6 +294,9 @@ class LocalStack:
         log: EventLog | None = None,
         worker_concurrency: int = 1,
         schedule_seconds: float | None = None,
+        data_dir: str | Path | None = None,
+        fresh: bool = False,
+        snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS,
     ) -> None:
         """port / aws_port: 0 (or None for aws_port) picks a free port. admin_key: stored in SSM and used
         (generated when None). overrides: per logical id, template properties to change, e.g.
@@ -227,11 +305,25 @@ class LocalStack:
         batches the worker works on at once (Lambda works several message groups of a FIFO queue at
         once; each group stays in order). schedule_seconds: run the template's scheduled functions (the
         deadline sweeper) this often instead of at their `rate(...)` (tests); 0: never on their own
-        (`run_schedules()` runs them)."""
+        (`run_schedules()` runs them).
+
+        data_dir: the data folder (persistence.py) whose jobs, history, archive, producer keys, queued
+        messages and admin key the stack keeps across restarts; None (the default): everything lives in
+        memory and is gone at stop(). fresh: delete what the folder holds first. snapshot_seconds: the
+        longest time between a change and its snapshot (what a crash of the emulator can lose). With a
+        folder and aws_port None, the emulator comes back on the port of the last run when it is free."""
         self.worker_concurrency = max(1, int(worker_concurrency))
         self.schedule_seconds = schedule_seconds
         self.port = port
         self.aws_port = aws_port or 0
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.fresh = fresh
+        self.snapshot_seconds = snapshot_seconds
+        self.data_folder: DataFolder | None = None
+        # What the data folder gave back at start (jobs, items, messages, objects); None: nothing (new).
+        self.restored: dict[str, int] | None = None
+        self.aws_port_note = ""  # why the emulator is not on the port of the last run, if it is not
+        self._aws_port_given = aws_port is not None
         self._given_admin_key = admin_key
         self.template_path = self._find_template(template)
         self.overrides = overrides or {}
@@ -319,8 +411,28 @@ class LocalStack:
         self._bridge = self._bind_bridge()
         if self.aws_port and not _port_free(self.aws_port):
             raise LocalStackError(f"127.0.0.1:{self.aws_port} is in use; choose another --aws-port, or 0")
+        admin_key = self._given_admin_key
+        pass_fds: tuple[int, ...] = ()
+        if self.data_dir is not None:
+            self.data_folder = DataFolder(self.data_dir).open(fresh=self.fresh)
+            assert self.data_folder.lock_fd is not None
+            pass_fds = (self.data_folder.lock_fd,)
+            admin_key = admin_key or self.data_folder.read_admin_key()
+            last_port = self.data_folder.aws_port
+            if not self._aws_port_given and last_port:
+                if _port_free(last_port):
+                    self.aws_port = last_port
+                else:
+                    self.aws_port_note = f"127.0.0.1:{last_port}, the port of the last run, is in use"
 
-        self._moto = MotoServerProcess(self.aws_port).start()
+        self._moto = MotoServerProcess(
+            self.aws_port,
+            data_dir=self.data_folder.path if self.data_folder else None,
+            snapshot_seconds=self.snapshot_seconds,
+            pass_fds=pass_fds,
+        ).start()
+        if self.data_folder is not None:
+            self.data_folder.note_emulator(self._moto.pid)
         self.aws_port = self._moto.port
         self.aws_endpoint = self._moto.endpoint
 
@@ -346,16 +458,19 @@ class LocalStack:
         self.resources = create_stack_resources(
             self.template_path,
             stack_name=self.stack_name,
-            admin_key=self._given_admin_key,
+            admin_key=admin_key,
             client_factory=self.client,
             overrides=self.overrides,
         )
         self.admin_key = read_admin_key(self.resources.admin_key_parameter, client_factory=self.client)
-        self.admin_key_source = (
-            f"given, stored in SSM parameter {self.resources.admin_key_parameter}"
-            if self._given_admin_key
-            else f"generated at start, stored in SSM parameter {self.resources.admin_key_parameter}"
-        )
+        if self.data_folder is not None:
+            self._restore_data_folder()
+        elif self._given_admin_key:
+            self.admin_key_source = f"given, stored in SSM parameter {self.resources.admin_key_parameter}"
+        else:
+            self.admin_key_source = (
+                f"generated at start, stored in SSM parameter {self.resources.admin_key_parameter}"
+            )
 
         template = load_template(self.template_path)
         specs = read_functions(template, self.template_path.parent)
@@ -581,6 +696,55 @@ class LocalStack:
 
     # -- against a deployed stack -------------------------------------------------------------------
 
+    def _restore_data_folder(self) -> None:
+        """The folder's data back into the emulator's new resources, before any function runs; then the
+        folder gets this run's admin key and ports. Nothing is written to it when its data cannot be read."""
+        assert self.data_folder is not None and self._moto is not None and self._bridge is not None
+        folder = self.data_folder
+        had_data = folder.restored
+        had_key = folder.read_admin_key()
+        try:
+            counts = self._moto.restore()
+        except LocalStackError as error:
+            raise LocalStackError(
+                f"cannot restore the data folder {folder.path}: {error}. Its files are left as they were; "
+                f"move them away, or start afresh with `pipelinejobs serve --fresh --data-dir {folder.path}` "
+                "(deletes them)"
+            ) from None
+        self.restored = counts if had_data else None
+        if had_key != self.admin_key:
+            folder.write_admin_key(self.admin_key)
+        folder.write_manifest(aws_port=self.aws_port, api_port=self._bridge.port)
+        where = folder.path / "admin-key"
+        if self._given_admin_key and had_key and had_key != self._given_admin_key:
+            self.admin_key_source = (
+                f"given (replaces the one kept in {where}; tokens of the old key stop working)"
+            )
+        elif self._given_admin_key:
+            self.admin_key_source = f"given, kept in {where}"
+        elif had_key:
+            self.admin_key_source = f"kept in {where} (tokens computed from it still work)"
+        else:
+            self.admin_key_source = f"generated, kept in {where}"
+
+    def snapshot(self) -> dict[str, int]:
+        """Save the emulated services' data in the data folder now (what a crash of the emulator would
+        keep); returns what the snapshot holds. Snapshots are also taken on their own after changes."""
+        if self._moto is None or self.data_folder is None:
+            raise LocalStackError("the stack has no data folder (LocalStack(data_dir=...))")
+        return self._moto.snapshot()
+
+    def check_data(self) -> dict[str, int]:
+        """Compare the table items the snapshots keep up to date (key by key, from the writes' requests)
+        with a full read of the tables now: `{"items": n, "differ": n}`; for tests (differ is 0)."""
+        if self._moto is None or self.data_folder is None:
+            raise LocalStackError("the stack has no data folder (LocalStack(data_dir=...))")
+        return self._moto.check()
+
+    @property
+    def emulator_pid(self) -> int:
+        return self._moto.pid if self._moto is not None else 0
+
     def _start_against_aws(self) -> None:
         if not self.stack_name:
             raise LocalStackError("--aws needs the deployed stack's name (--stack-name)")
@@ -805,12 +969,19 @@ class LocalStack:
             self._sqs_source.stop(timeout=(resources.worker_timeout if resources else 60) + 5)
             self._sqs_source = None
         if self._stream_source is not None:
+            if self.data_folder is not None:
+                # The stream starts empty at the next start: send the notifications of what was applied.
+                with contextlib.suppress(Exception):
+                    self._stream_source.wait_caught_up(10)
             self._stream_source.stop(timeout=35)
             self._stream_source = None
         if self._moto is not None:
             with contextlib.suppress(Exception):
-                self._moto.stop()
+                self._moto.stop()  # with a data folder: after its last snapshot
             self._moto = None
+        if self.data_folder is not None:
+            self.data_folder.close()
+            self.data_folder = None
         for pool in (self.api, self.worker, self.notifier, *self.scheduled.values()):
             if pool is not None:
                 pool.unload()

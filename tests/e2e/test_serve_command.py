@@ -39,7 +39,7 @@ def test_serve_then_demo_in_another_shell_then_ctrl_c(tmp_path: Path) -> None:
     assert SCRIPT.exists(), f"{SCRIPT} is missing: install the project (`make install`) first"
     # given `pipelinejobs serve` started as a user starts it (any free ports)
     serve = subprocess.Popen(  # noqa: S603 (our own script)
-        [str(SCRIPT), "serve", "--port", "0"],
+        [str(SCRIPT), "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
         # with SIGINT ignored, as a script's background job (`pipelinejobs serve &`) inherits it: Ctrl-C
         # (SIGINT) must stop serve all the same
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
