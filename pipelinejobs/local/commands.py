@@ -275,10 +275,15 @@ def _data_note(stack: object) -> str:
     counts = stack.restored
     if counts is None:
         return "(new; kept across restarts, `--fresh` starts afresh)"
+    jobs, messages, objects = (counts.get(name, 0) for name in ("jobs", "messages", "objects"))
     return (
-        f"(restored: {counts.get('jobs', 0)} jobs, {counts.get('messages', 0)} queued or dead-lettered "
-        f"events, {counts.get('objects', 0)} archive objects; `--fresh` starts afresh)"
+        f"(restored: {_count(jobs, 'job')}, {_count(messages, 'queued or dead-lettered event')}, "
+        f"{_count(objects, 'archive object')}; `--fresh` starts afresh)"
     )
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def demo(
