@@ -18,6 +18,10 @@ from jobcore.models import parse_event
         ("*.csv", "dir/a.csv", False),  # `*` stays within a folder
         ("**/*.csv", "dir/sub/a.csv", True),
         ("**/*.csv", "a.csv", True),  # `**/` may be no folder at all
+        ("**.csv", "dir/a.csv", False),  # `**` within a segment is `*`
+        ("a/**/b", "a/x/y/b", True),
+        ("a/**/b", "a/b", True),
+        ("a/**/b", "a/x/c", False),
         ("raw/**", "raw/x/y.bin", True),
         ("raw/**", "rawx/y.bin", False),
         ("raw/*", "raw/x/y.bin", False),
@@ -40,10 +44,18 @@ def test_a_pattern_matches_the_whole_key_as_the_glob_table_says(
     assert (Patterns([("l", pattern)]).level(key) == "l") is matches
 
 
+def test_no_pattern_makes_matching_backtrack_for_ever() -> None:
+    # given patterns a backtracking matcher takes exponential time on (many stars, no match possible)
+    stars = Patterns([("x", "*a" * 300 + "b"), ("y", "**/" * 200 + "*a*a*a*a*a*a*a*a*b")])
+    # then a long key is refused (returns at all: the matcher goes back to the last star only)
+    assert stars.level("a" * 1000) is None
+    assert stars.level("/".join(["a" * 40] * 25)) is None
+
+
 def test_the_first_matching_pattern_gives_the_level_and_none_matching_gives_none() -> None:
     # given two patterns that both match CSVs under raw/
     patterns = Patterns(
-        check_patterns([{"level": "raw", "pattern": "raw/**"}, {"level": "t", "pattern": "**.csv"}])
+        check_patterns([{"level": "raw", "pattern": "raw/**"}, {"level": "t", "pattern": "**/*.csv"}])
     )
     # then the first in the list wins, and an unmatched key has no level
     assert patterns.level("raw/a.csv") == "raw"
