@@ -379,3 +379,31 @@ def test_a_deleted_job_stops_its_index_run_and_its_manifest_is_not_served(api: A
     assert [e["by"] for e in history if e["name"] == "indexed"] == []
     response = outputs(api, job.uuid)
     assert (response.status, response.error) == (404, "job_not_found")
+
+
+def test_each_step_of_a_long_index_run_restarts_the_heartbeat_so_the_sweeper_leaves_it(api: Api) -> None:
+    # given a job with a 120 s heartbeat being indexed 10 objects a step (its first step done)
+    job = api.create(heartbeat_seconds=120)
+    for i in range(30):
+        put(api, job, f"{i:02d}", b"t")
+    api.send(job, "run")
+    api.send(job, "finish")
+    with_small_steps(api, page=10)
+    index(api, job)
+    harness = api.harness
+    harness.work_once()  # index applied: INDEXING, the heartbeat due in 120 s
+    due = harness.repo.get(job.uuid).heartbeat_due
+    # when each step runs 100 s after the one before (the run takes longer than the heartbeat)
+    for _ in range(2):
+        harness.clock.advance(100)
+        assert harness.service.sweep() == []  # nothing overdue: each step restarted the heartbeat
+        harness.work_once()
+        later = harness.repo.get(job.uuid).heartbeat_due
+        assert later is not None and later >= due + 100_000
+        due = later
+    harness.clock.advance(100)
+    assert harness.service.sweep() == []
+    api.work()
+    # then the run completed: indexed by the system, the heartbeat cleared with INDEXING
+    job_now = harness.repo.get(job.uuid)
+    assert (str(job_now.state), job_now.heartbeat_due, job_now.manifest_count) == ("FINISHED", None, 30)

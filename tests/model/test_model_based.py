@@ -126,6 +126,7 @@ WORKER_CALLS = {
             "event",
             "replace_tokens",
             "put_manifest",
+            "index_progress",
         }
     ),
     "sqs": frozenset({"send_message"}),

@@ -89,6 +89,11 @@ class JobRepository(Protocol):
 
     def add_erased(self, uuid: str, count: int) -> None: ...
 
+    def index_progress(self, uuid: str, run: str, generation: int, now: float) -> bool:
+        """An index run that is still the job's made progress at `now`: its heartbeat restarts (SPEC
+        section 3a: the job is not silent, the system is working on it). False when the run is no
+        longer the job's. Raises TransientError."""
+
     def put_manifest(self, uuid: str, run: str, outputs: list[OutputObject]) -> None:
         """Record outputs in the manifest of the index run `run` (one item per key: writing the same
         outputs again changes nothing). Raises TransientError."""

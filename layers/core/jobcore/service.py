@@ -1019,7 +1019,7 @@ class JobService:
         is up (then the next step, from the last key recorded). A step delivered again records the same
         items again (they are keyed by the run and the object's key): nothing is lost or counted twice.
         A run that is no longer the job's (an `index` sent again, `indexed` by hand, a fail, a reset or
-        a delete came first) stops at its next step."""
+        a delete came first) stops at its next step. A step that hands over restarts the job's heartbeat."""
         try:
             m = IndexMessage.model_validate(body)
         except ValidationError as error:
@@ -1057,6 +1057,10 @@ class JobService:
                 return self._complete_index(m, count)
             if deadline():
                 break
+        # The system is working on the job: its heartbeat (SPEC section 3a) restarts, so that a large
+        # archive's indexing is not taken for a silent job and failed. (A run no longer the job's
+        # changes nothing here, and stops at its next step.)
+        self.repo.index_progress(m.uuid, m.event_id, m.generation, self.clock.now())
         self._send_index(
             {
                 "uuid": m.uuid,

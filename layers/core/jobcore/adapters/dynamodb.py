@@ -1133,6 +1133,28 @@ class DynamoJobRepository:
             raise TransientError(f"rotating the token failed: {error.cause_response_code}") from error
         return True
 
+    def index_progress(self, uuid: str, run: str, generation: int, now: float) -> bool:
+        J = self.JobItem
+        try:
+            J(pk(uuid), JOB_SK).update(
+                # the heartbeat restarts as an applied event restarts it (its duration, absent: never)
+                actions=[J.hb_at.set((J.hb | _NEVER_MS) + int(now * 1000))],
+                condition=(
+                    J.pk.exists()
+                    & J.deleted_at.does_not_exist()
+                    & (J.state == str(State.INDEXING))  # still indexing ...
+                    & (J.generation == generation)  # ... in this run's generation
+                    & (J.index_run == run)  # ... this very run
+                ),
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise TransientError(
+                f"recording indexing progress failed: {error.cause_response_code}"
+            ) from error
+        return True
+
     def add_erased(self, uuid: str, count: int) -> None:
         J = self.JobItem
         try:
