@@ -407,3 +407,26 @@ def test_each_step_of_a_long_index_run_restarts_the_heartbeat_so_the_sweeper_lea
     # then the run completed: indexed by the system, the heartbeat cleared with INDEXING
     job_now = harness.repo.get(job.uuid)
     assert (str(job_now.state), job_now.heartbeat_due, job_now.manifest_count) == ("FINISHED", None, 30)
+
+
+def test_a_key_as_long_as_s3_allows_is_indexed_whole(api: Api) -> None:
+    # given a job with a short archive path, whose outputs have keys of S3's full 1,024 bytes (too
+    # long, with the run's tag, for a sort key as it is), and a short one
+    bucket = api.harness.service.settings.archive_bucket
+    job = api.create(archive_path=f"s3://{bucket}/archive/p/short/")
+    longest = ["x" * 1007 + c for c in "ab"]
+    for key in [*longest, "a.txt"]:
+        put(api, job, key, key[-1].encode())
+    api.send(job, "run")
+    api.send(job, "finish")
+    # when it is indexed
+    index(api, job)
+    api.work()
+    # then the manifest holds every key whole, each once (the two longest, which share their first
+    # 1,007 bytes, after the others: in the order of a hash of them, as a sort key can hold no more)
+    body = outputs(api, job.uuid).body
+    assert body["source"] == "manifest"
+    listed = [(o["key"], o["size"]) for o in body["outputs"]]
+    assert listed[0] == ("a.txt", 1) and sorted(listed[1:]) == [(longest[0], 1), (longest[1], 1)]
+    by_key = {o["key"]: o["url"] for o in body["outputs"]}
+    assert download(by_key[longest[1]]) == b"b"

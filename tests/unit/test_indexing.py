@@ -96,3 +96,20 @@ def test_an_index_event_without_patterns_or_with_null_is_valid_and_labels_nothin
     assert not patterns_of({"index_patterns": None}) and not patterns_of(None)
     # an event recorded with patterns that are not valid (never, since they are checked) labels nothing
     assert not patterns_of({"index_patterns": "junk"})
+
+
+def test_a_manifest_sort_key_always_fits_and_tells_long_keys_apart() -> None:
+    from jobcore.adapters.dynamodb import manifest_prefix, manifest_sk
+
+    # given keys up to S3's 1,024 bytes, some longer than a sort key holds after the run's prefix
+    run = "AbCdEfGhIjKlMnOpQrStUv.0123456789abcdefghij"
+    short = "results/summary.csv"
+    long_a, long_b = "é" * 505 + "a", "é" * 505 + "b"  # 1,011 bytes each, the same first 1,010
+    # then a key that fits is its own sort key (key order), a long one is cut at a character boundary
+    assert manifest_sk(run, short) == manifest_prefix(run) + short
+    for key in (long_a, long_b):
+        sk = manifest_sk(run, key)
+        assert len(sk.encode("utf-8")) <= 1024 and sk.startswith(manifest_prefix(run) + "é" * 400)
+    assert manifest_sk(run, long_a) != manifest_sk(run, long_b)
+    # and each run has its own prefix
+    assert manifest_prefix(run) != manifest_prefix(run + "x")
