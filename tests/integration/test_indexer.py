@@ -430,3 +430,30 @@ def test_a_key_as_long_as_s3_allows_is_indexed_whole(api: Api) -> None:
     assert listed[0] == ("a.txt", 1) and sorted(listed[1:]) == [(longest[0], 1), (longest[1], 1)]
     by_key = {o["key"]: o["url"] for o in body["outputs"]}
     assert download(by_key[longest[1]]) == b"b"
+
+
+def test_an_index_applied_between_a_steps_read_and_its_indexed_supersedes_the_older_run(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a run whose last step has read the job (its run current) and is recording its last page,
+    # when another worker applies an `index` sent again by an admin straight on the queue
+    job = finished(api, {"a": b"a", "b": b"b"})
+    first = index(api, job)
+    api.harness.work_once()  # index applied; its step queued
+    repo, harness = api.harness.repo, api.harness
+    real_put = repo.put_manifest
+    again = harness.body(job.uuid, "index", api.admin(), data={"index_patterns": PATTERNS})
+
+    def put_while_another_index_is_applied(uuid: str, run: str, outputs: list[Any]) -> None:
+        real_put(uuid, run, outputs)
+        if run == first:
+            assert harness.service.handle_message(again, fallback_event_id="x").applied
+            monkeypatch.setattr(repo, "put_manifest", real_put)
+
+    monkeypatch.setattr(repo, "put_manifest", put_while_another_index_is_applied)
+    api.work()
+    # then the older run's `indexed` was refused by its write (the run is not the job's any more), and
+    # the newer run ended the indexing: one system `indexed`, the newer run's, whose manifest is served
+    system = [e for e in api.history(job) if e["by"] == "system"]
+    assert [e["event_id"] for e in system] == [f"{again['event_id']}:indexed"]
+    assert {o.get("level") for o in outputs(api, job.uuid).body["outputs"]} == {"top"}

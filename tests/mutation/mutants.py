@@ -38,6 +38,7 @@ TARGETED = (
     "tests/integration/test_api_keys.py",
     "tests/integration/test_api_routes.py",
     "tests/integration/test_archive.py",
+    "tests/integration/test_indexer.py",
     "tests/integration/test_leak_probe.py",
     "tests/model/test_model_based.py::test_scenarios_once_found_diverging_match_the_model",
 )
@@ -107,6 +108,20 @@ MUTANTS = (
            "        if not self.keyring().erase_signed(", "        if False and not self.keyring().erase_signed("),
     Mutant("purge-ignored", "delete with purge_archive keeps the archive", f"{CORE}/service.py",
            '        elif name == "delete" and data["purge_archive"]:', '        elif False:'),
+    # -- the indexer --------------------------------------------------------------------------------------
+    Mutant("index-run", "the system's indexed no longer tied to the run it ends", f"{CORE}/adapters/dynamodb.py",
+           "            condition &= J.index_run == c.completes_index[0]", "            pass"),
+    Mutant("index-overtakes", "the system's indexed overtakes events the API accepted", f"{CORE}/service.py",
+           "        overtakes = m.since is not None and now - m.since >= self.settings.order_wait_seconds",
+           "        overtakes = True"),
+    Mutant("index-signature", "indexer steps no longer signed", f"{CORE}/service.py",
+           "        if not self.keyring().index_signed(", "        if False and not self.keyring().index_signed("),
+    Mutant("index-stale-manifest", "a reset or delete keeps the manifest", f"{CORE}/adapters/dynamodb.py",
+           "        if c.effect is not Effect.NONE:\n            return [J.index_run.remove()",
+           "        if False:\n            return [J.index_run.remove()"),
+    Mutant("index-resume", "a step resumes from the archive's start, not after the last key recorded",
+           f"{CORE}/service.py",
+           "        after, count = m.start_after, m.count", "        after, count = None, m.count"),
     # -- the API's acceptance ------------------------------------------------------------------------------
     Mutant("accept-projection", "the API checks the stored state, not the state the queued events lead to",
            f"{CORE}/adapters/dynamodb.py",
