@@ -457,3 +457,45 @@ def test_an_index_applied_between_a_steps_read_and_its_indexed_supersedes_the_ol
     system = [e for e in api.history(job) if e["by"] == "system"]
     assert [e["event_id"] for e in system] == [f"{again['event_id']}:indexed"]
     assert {o.get("level") for o in outputs(api, job.uuid).body["outputs"]} == {"top"}
+
+
+def test_an_index_sent_straight_to_the_queue_with_the_longest_event_id_completes_its_steps(api: Api) -> None:
+    # given a finished job with 25 objects, indexed 10 a step, and a producer's own event id of the
+    # longest length allowed (128): each step's deduplication id, built on it, is longer than SQS takes
+    job = finished(api, {f"{i:02d}": b"s" for i in range(25)})
+    with_small_steps(api, page=10)
+    event_id = "e" * 128
+    # when the producer posts `index` straight on the queue under that id
+    api.harness.send(job.uuid, "index", api.admin(), event_id=event_id)
+    api.work()
+    # then no step is taken for a copy of another (or of the event) and dropped: the run completes
+    system = [e for e in api.history(job) if e["by"] == "system"]
+    assert [(e["event_id"], e["data"]) for e in system] == [(f"{event_id}:indexed", {"objects": 25})]
+    assert api.get(job).body["state"] == "FINISHED"
+
+
+def test_an_index_redelivered_after_it_was_applied_but_before_its_first_step_was_queued_starts_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an `index` whose worker applies it, then dies before queuing the run's first step
+    job = finished(api, {"a": b"a"})
+    index(api, job)
+    queue, harness = api.harness.service.queue, api.harness
+    real_send = queue.send
+
+    def die_before_the_first_step(body: dict[str, Any], group_id: str, dedup_id: str) -> None:
+        if body.get("internal") == "index":
+            monkeypatch.setattr(queue, "send", real_send)
+            raise TransientError("the Lambda container died before queuing the first step")
+        real_send(body, group_id, dedup_id)
+
+    monkeypatch.setattr(queue, "send", die_before_the_first_step)
+    messages = harness.receive(1)
+    assert len(harness.invoke(messages)["batchItemFailures"]) == 1
+    assert api.get(job).body["state"] == "INDEXING"
+    # when SQS delivers the event again
+    harness.delete_succeeded(messages, harness.invoke(messages))
+    api.work()
+    # then the redelivery (a duplicate, applied once) queued the first step, and the run completed
+    history = api.history(job)
+    assert [(e["name"], e["by"]) for e in history][-2:] == [("index", "job"), ("indexed", "system")]

@@ -682,7 +682,12 @@ class JobService:
         if name == "index":
             # the first delivery may have died before queuing the indexer's first step
             job = self.repo.get(uuid)
-            if job is not None and not job.deleted and job.index_run == event_id:
+            if (
+                job is not None
+                and not job.deleted
+                and job.state is State.INDEXING
+                and job.index_run == event_id
+            ):
                 self._after_applied(uuid, name, event_id, data, job.generation)
         if name in ("reset", "delete"):
             job = self.repo.get(uuid)
