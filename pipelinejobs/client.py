@@ -34,8 +34,9 @@ events (reset, ready, delete) always use the client's credential when it has one
 key's client keeps that token too (`job.token`, to hand to the job itself) but acts with the key.
 
 Outputs. `job.outputs()` iterates over the objects under the job's archive path (key relative to
-it, size, modified, etag, and `url`, a download link valid 15 minutes); `job.download(key, path)`
-writes one to a file. The links are presigned S3 GETs: they are fetched without any credential of
+it, size, modified, etag, and `url`, a download link valid 15 minutes); after `job.index(...)` and the
+system's `indexed`, over the manifest the indexer recorded (with `level`, from `index_patterns`);
+`job.download(key, path)` writes one to a file. The links are presigned S3 GETs: they are fetched without any credential of
 this SDK's, and never logged.
 
 Producer keys are issued and revoked by an admin: `client.keys.create(label=, pipelines=, expires_at=)`
@@ -434,7 +435,9 @@ class Client:
     ) -> Iterator[dict[str, Any]]:
         """The objects under the job's archive path, in key order, fetching pages as the iteration
         goes: each `{key, size, modified, etag, url}`, `key` relative to the archive path, `url` a link
-        that downloads it (valid 15 minutes from the page's fetch; iterate again for fresh ones).
+        that downloads it (valid 15 minutes from the page's fetch; iterate again for fresh ones). Once
+        the job is indexed (`job.index(index_patterns=[...])`, then the system's `indexed`), they are
+        the outputs its manifest recorded, each with its `level` when a pattern gave it one.
 
         Readable with the job's token or callback token, its owner's producer key, or an admin
         credential. limit: the most to yield (None: all). Raises NotFound, Unauthorized."""
@@ -971,8 +974,9 @@ class Job:
         return self.client.history(self.uuid, token=self._credential())
 
     def outputs(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """The job's outputs, in key order, every page: `{key, size, modified, etag, url}` each (see
-        `Client.iter_outputs`; `url` downloads it for 15 minutes)."""
+        """The job's outputs, in key order, every page: `{key, size, modified, etag, url}` each, and
+        `level` from an indexed job's manifest (see `Client.iter_outputs`; `url` downloads it for 15
+        minutes)."""
         return self.client.iter_outputs(self.uuid, token=self._credential(), limit=limit)
 
     def download(self, key: str, path: str | os.PathLike[str]) -> pathlib.Path:

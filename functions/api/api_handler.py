@@ -278,6 +278,11 @@ class OutputView(BaseModel):
     size: int = Field(description="bytes")
     modified: str = Field(description="when it was last written, ISO-8601 UTC with milliseconds")
     etag: str = Field(description="S3's ETag, without quotes (the MD5 of the content for a one-part upload)")
+    level: str | None = Field(
+        default=None,
+        description="from the manifest: the level of the first `data.index_patterns` pattern of the "
+        "`index` event that matches the key (absent when none does, and in a listing)",
+    )
     url: str = Field(
         description=f"a presigned S3 GET of the object, valid {OUTPUT_URL_SECONDS // 60} minutes: it "
         "carries S3's signature, no credential of this API; fetch it without an Authorization header"
@@ -287,6 +292,10 @@ class OutputView(BaseModel):
 class OutputListResponse(BaseModel):
     outputs: list[OutputView]
     next: str | None = Field(description="pass back as `next` for the following page; null at the end")
+    source: Literal["manifest", "listing"] = Field(
+        description="`manifest`: what the indexer recorded (after the system's `indexed`); `listing`: "
+        "the archive path's current objects, listed now"
+    )
 
 
 class EventStatusResponse(BaseModel):
@@ -554,7 +563,9 @@ def get_job(uuid: str):
     description=(
         "The current version of every object under the job's archive_path, in key order, paginated. "
         f"Each `url` downloads its object for {OUTPUT_URL_SECONDS // 60} minutes (a presigned S3 GET); "
-        "list again for fresh links. Readable with the job's token or callback token, its owner's "
+        "list again for fresh links. Once the indexer has run (`index`, then `indexed` by the system), "
+        "the outputs are those its manifest recorded, with their `level` (`source: manifest`). "
+        "Readable with the job's token or callback token, its owner's "
         "producer key, or an admin token. After a reset erased the archive, the list is empty."
     ),
     responses={200: _doc("a page of the outputs", OutputListResponse), **_JOB_ERRORS},

@@ -29,7 +29,7 @@ from jobcore.service import JobService, Result
 logger = Logger()
 metrics = Metrics()
 
-# Time kept back from an erasure step for deleting the batch's messages and returning.
+# Time kept back from an erasure or indexer step for deleting the batch's messages and returning.
 _SAFETY_MS = 10_000
 
 _METRIC_NAMES = {
@@ -82,8 +82,8 @@ def _body(record: SQSRecord) -> tuple[Any, str | None]:
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> Result:
     service = _deps()
-    # An erasure step hands over to a follow-up message after its budget, and always before Lambda's
-    # timeout, keeping enough time back to report the batch.
+    # An erasure or indexer step hands over to a follow-up message after its budget, and always before
+    # Lambda's timeout, keeping enough time back to report the batch.
     budget_ms = service.settings.erase_batch_seconds * 1000
     started_ms = lambda_context.get_remaining_time_in_millis() if lambda_context else None
 

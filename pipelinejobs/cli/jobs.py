@@ -676,20 +676,28 @@ def _size(size: Any) -> str:
 
 
 def _outputs_table(outputs: list[dict[str, Any]]) -> Table:
-    """KEY, SIZE, MODIFIED (UTC): the size and time always whole, a long key folded within its column,
-    so that it fits 80 columns (the links are in --json)."""
+    """KEY, SIZE, MODIFIED (UTC), and LEVEL when the indexer labelled any (`data.index_patterns`): the
+    size and time always whole, a long key or level folded within its column, so that it fits 80
+    columns (the links are in --json)."""
     table = Table(
         header_style="bold",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         padding=(0, 1, 0, 0),
     )
+    levels = any(output.get("level") is not None for output in outputs)
     table.add_column("KEY", overflow="fold", min_width=12)
+    if levels:
+        table.add_column("LEVEL", overflow="fold", min_width=5, max_width=12)
     table.add_column("SIZE", justify="right", no_wrap=True, min_width=8)
     table.add_column("MODIFIED (UTC)", no_wrap=True, min_width=19)
     for output in outputs:
+        level = [escape(str(output.get("level") or ""))] if levels else []
         table.add_row(
-            escape(str(output.get("key"))), _size(output.get("size")), _short_time(output.get("modified"))
+            escape(str(output.get("key"))),
+            *level,
+            _size(output.get("size")),
+            _short_time(output.get("modified")),
         )
     return table
 
@@ -723,8 +731,9 @@ def jobs_outputs(
     as_json: JsonOpt = False,
 ) -> None:
     """List a job's outputs: the objects under its archive path, in key order, with their size and
-    time (--json adds the ETag and a download link, valid 15 minutes). Admin, or the producer key that
-    owns the job."""
+    time (--json adds the ETag and a download link, valid 15 minutes). Once the job is indexed, the
+    outputs its manifest recorded, with the level its index patterns gave each. Admin, or the producer
+    key that owns the job."""
     client = _config(ctx).client()
     # One more than shown tells whether there are more.
     outputs = list(client.iter_outputs(uuid, limit=None if all_outputs else limit + 1))

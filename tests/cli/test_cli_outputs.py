@@ -90,3 +90,30 @@ def test_jobs_outputs_of_an_empty_archive_and_of_an_unknown_job(runner, fake_api
     fake_api.route("GET", OUTPUTS, 404, {"error": {"code": "job_not_found", "message": f"no job {U1}"}})
     unknown = invoke(runner, fake_api, "jobs", "outputs", U1)
     assert unknown.exit_code == 4 and "jobs list" in unknown.stderr and "Traceback" not in unknown.output
+
+
+def test_jobs_outputs_of_an_indexed_job_shows_the_levels_within_80_columns(runner, fake_api, monkeypatch):
+    # given a terminal of 80 columns and a manifest whose outputs carry levels (one none, one long)
+    monkeypatch.setenv("COLUMNS", "80")
+    listed = [
+        output(fake_api, "raw/reads.fastq", 2048) | {"level": "raw"},
+        output(fake_api, LONG_KEY, 512) | {"level": "intermediate-results"},
+        output(fake_api, "report.html", 10),
+    ]
+    fake_api.route("GET", OUTPUTS, 200, {"outputs": listed, "next": None, "source": "manifest"})
+    # when they are listed
+    result = invoke(runner, fake_api, "jobs", "outputs", U1)
+    # then a LEVEL column shows each output's level, every line within 80 columns
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].split() == ["KEY", "LEVEL", "SIZE", "MODIFIED", "(UTC)"]
+    reads = next(line for line in lines if line.startswith("raw/reads.fastq"))
+    assert reads.split()[:3] == ["raw/reads.fastq", "raw", "2.0"]
+    report = next(line for line in lines if line.startswith("report.html"))
+    assert report.split()[1:3] == ["10", "B"]  # no level: an empty cell
+    assert "intermedia" in result.stdout  # a long level folded within its column
+    # and without any level, no LEVEL column
+    fake_api.route("GET", OUTPUTS, 200, {"outputs": listed[2:], "next": None, "source": "listing"})
+    plain = invoke(runner, fake_api, "jobs", "outputs", U1)
+    assert plain.stdout.splitlines()[0].split() == ["KEY", "SIZE", "MODIFIED", "(UTC)"]

@@ -45,3 +45,37 @@ def test_the_sdk_lists_a_jobs_outputs_and_downloads_one_through_its_link(
     assert list(job.outputs()) == []  # (the handle acts as the admin now: the reset revoked its token)
     # and the stack logged no link
     assert "X-Amz-Signature" not in stack_log.text()
+
+
+def test_an_indexed_job_serves_its_manifest_with_levels_and_a_link_downloads_from_it(
+    stack: LocalStack, s3: Any, stack_log: Any, tmp_path: Path
+) -> None:
+    # given a job that ran, wrote outputs under its archive path, and finished
+    admin = Client(stack.api_url, admin_key=stack.admin_key, timeout=10)
+    created = admin.create_job("e2e-indexer", {"sample": "S2"})
+    job = Client(stack.api_url, timeout=10).job(created.uuid, token=created.token)
+    job.run()
+    bucket, _, prefix = str(created.archive_path).removeprefix("s3://").partition("/")
+    files = {
+        "raw/reads.fastq": b"@r1\nACGT\n",
+        "results/calls.csv": b"pos,alt\n7,T\n",
+        "report.html": b"<p>ok",
+    }
+    for key, body in files.items():
+        s3.put_object(Bucket=bucket, Key=prefix + key, Body=body)
+    job.finish()
+    # when the job posts `index` with level patterns, and waits until the system has indexed it
+    patterns = [{"level": "raw", "pattern": "raw/**"}, {"level": "results", "pattern": "**/*.csv"}]
+    job.index(index_patterns=patterns).wait_for("FINISHED", timeout=30)
+    s3.put_object(Bucket=bucket, Key=prefix + "written-after.txt", Body=b"late")
+    # then the system posted `indexed` (3 objects), and the outputs are the manifest's, with levels
+    last = job.history()[-1]
+    assert (last["name"], last["by"], last["data"]) == ("indexed", "system", {"objects": 3})
+    listed = list(job.outputs())
+    assert [(o["key"], o.get("level"), o["size"]) for o in listed] == [
+        ("raw/reads.fastq", "raw", 9), ("report.html", None, 5), ("results/calls.csv", "results", 12),
+    ]  # fmt: skip
+    # and a manifest entry's link downloads the object from the emulated S3
+    written = job.download("results/calls.csv", tmp_path / "calls.csv")
+    assert written.read_bytes() == files["results/calls.csv"]
+    assert "X-Amz-Signature" not in stack_log.text() and created.token not in stack_log.text()

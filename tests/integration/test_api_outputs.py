@@ -236,7 +236,7 @@ def test_a_deleted_job_has_no_outputs_to_show_and_a_reset_one_shows_an_empty_arc
     gone = outputs(api, deleted.uuid)
     assert (gone.status, gone.error) == (404, "job_not_found")
     assert api.get(reset).body["state"] == "CREATED"
-    assert outputs(api, reset.uuid).body == {"outputs": [], "next": None}
+    assert outputs(api, reset.uuid).body == {"outputs": [], "next": None, "source": "listing"}
 
 
 def test_outputs_logs_no_link_and_no_credential(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,8 @@ import pytest
 from jobcore.states import EVENT_NAMES, TRANSITIONS, State
 from jobcore.tokens import hash_token
 
-# Admin events that take a new job to each state (RESET is held by dropping the erasure message).
+# Admin events that take a new job to each state (RESET is held by dropping the erasure message,
+# INDEXING by dropping the indexer's step).
 PATHS: dict[State, list[str]] = {
     State.CREATED: [],
     State.RUNNING: ["run"],
@@ -62,6 +63,10 @@ def test_every_event_from_every_state_follows_the_table(harness, state: State, e
             assert job.state == State.CREATED and job.generation == 2
         elif event == "ready":
             assert job.state == State.CREATED and job.generation == 2
+        elif event == "index":
+            # INDEXING, then the indexer lists the (empty) archive and the system posts `indexed`
+            assert entry.to_state == State.INDEXING
+            assert (job.state, job.last_event, job.manifest_count) == (State.FINISHED, "indexed", 0)
         else:
             assert job.state == (row.target or state)
             assert entry.to_state == job.state

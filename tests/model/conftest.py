@@ -86,5 +86,6 @@ def summary_lines(stats: ModelStats) -> list[str]:
             if p["sweeps"]
             else []
         ),
+        *([f"indexer: {p['indexed']} index runs ended by the system's indexed"] if p["indexed"] else []),
         f"divergences from the reference model: {stats.divergences}",
     ]

@@ -37,6 +37,12 @@ What the SPEC promises, as the model states it:
   accepted event is still queued: it goes back behind them (an event applied meanwhile moves or clears
   the deadline, and so wins), overtaking them only once it has waited `order_wait_seconds` for them,
   which no scenario makes it do (nothing accepted is lost). Otherwise it is dropped, unrecorded.
+- The indexer (section 3, `index`): an applied `index` starts a run; once the queue holds nothing else
+  of the job's, the system posts `indexed` (`by: system`, INDEXING -> FINISHED, outside the API's
+  order: the projection follows) if the job is still in INDEXING (a `fail`, an `indexed` by hand, a
+  reset or a delete came first: the run is dropped, unrecorded); an `index` sent again starts another
+  run, which the system's `indexed` then ends. Where it lands among the system's fails that waited
+  behind accepted events, the history says (the model checks it could be there).
 - An event sent through the API with a job, callback or admin token (no Idempotency-Key) that is not
   allowed because the system failed the job for a missed deadline is refused (409) and queued to be
   recorded as ignored in its place, the token's use counted but not rotated (the 409 hands none back).
@@ -98,6 +104,8 @@ STATUS_EVENTS = {
 KNOWN_STATUSES = frozenset({"QUEUED", "ARCHIVING", "PENDING"})
 # The history's name for the internal "archive erased, back to CREATED" step (SPEC leaves it unnamed).
 COMPLETION = "erased"
+# The event id of the system's `indexed` that ends the index run started by event `{run}`.
+INDEXED_ID = "{run}:indexed"
 # Rotated-out tokens in grace at once (the README's token table).
 MAX_GRACE = 4
 # The projection of a job whose delete was accepted.
@@ -195,6 +203,7 @@ class ModelJob:
     erase_for: str | None = None  # the reset whose archive erasure (or, keeping it, completion) is queued
     erase_keep: bool = False
     purge: bool = False
+    index_for: str | None = None  # the `index` whose run is the job's (its event id)
     # the projection: where the job will be once every accepted event is applied
     pstate: str = "CREATED"
     pgen: int = 1
@@ -491,11 +500,32 @@ class ReferenceModel:
             job.deleted, job.purge = True, bool(data.get("purge_archive"))
         self._deadlines(job, entry.from_state, now, changed=changes_state(entry.from_state, name))
         self._record(job, event_id, entry)
+        if name == "index":
+            job.index_for = event_id
         if name == "reset":
             job.erase_for, job.erase_keep = event_id, bool(data.get("keep_archive"))
             if job.erase_keep and not pending:  # else it waits behind the accepted events
                 self._complete_reset(job)
         return entry
+
+    def index_run(self, uuid: str) -> str | None:
+        """The event id of the system's `indexed` the job's index run will post, if a run is under way."""
+        job = self.jobs[uuid]
+        if job.deleted or job.state != "INDEXING" or job.index_for is None:
+            return None
+        return INDEXED_ID.format(run=job.index_for)
+
+    def complete_index(self, uuid: str, now: float) -> Entry | None:
+        """The system's `indexed` at the end of the job's index run (None: no run is under way)."""
+        job = self.jobs[uuid]
+        event_id = self.index_run(uuid)
+        if event_id is None:
+            return None
+        entry = Entry("indexed", "applied", "INDEXING", "FINISHED", job.generation, SYSTEM)
+        job.state, job.last_event, job.last_applied, job.index_for = "FINISHED", "indexed", event_id, None
+        job.pstate, job.pgen = "FINISHED", job.generation
+        self._deadlines(job, "INDEXING", now, changed=True)
+        return self._record(job, event_id, entry)
 
     def drained(self, uuid: str) -> None:
         """The queue is empty: the erasure a reset queued has run (and a completion that waited for

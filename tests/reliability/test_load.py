@@ -1,7 +1,9 @@
 """Load on the local stack (issue 5, item 3): 8 producers, 100 jobs, 4,000 events through the HTTP API.
 
-Each job goes through a whole valid life, 40 events: run, 15 updates, finish, index, 9 updates,
-indexed, validate, 9 updates, validated, finalize. A producer follows the token each 202 hands back.
+Each job goes through a whole valid life, 40 events: run, 24 updates, finish, index, indexed, validate,
+9 updates, validated, finalize. (No updates while INDEXING: the indexer ends that state on its own, by the
+system's `indexed`, as soon as no accepted event is queued; a producer's `indexed` is allowed either way,
+and the system's `indexed`, when it came first, is the one entry of a history nobody sent.) A producer follows the token each 202 hands back.
 The API checks an event against the job's *stored* state, which lags the queue; so before an event that
 the state before the last state change would not allow (finish after run, index after finish, ...), the
 producer waits until that change is applied (`GET /jobs/{uuid}/events/{event_id}`); updates go back to
@@ -33,8 +35,8 @@ PRODUCERS = 8
 JOBS = 100
 # fmt: off
 LIFE = (
-    "run", *["update"] * 15, "finish",
-    "index", *["update"] * 9, "indexed",
+    "run", *["update"] * 24, "finish",
+    "index", "indexed",
     "validate", *["update"] * 9, "validated",
     "finalize",
 )
@@ -184,6 +186,10 @@ def test_four_thousand_events_from_eight_producers_are_each_applied_once_in_orde
         views = list(pool.map(lambda job: api.job(job.uuid).body, jobs))
     lost = duplicated = wrong_state = applied = 0
     for job, history, view in zip(jobs, histories, views, strict=True):
+        # the system's `indexed` ends the index run when it comes before the producer's (nobody sent it)
+        system = [(e["name"], e["outcome"]) for e in history if e["by"] == "system"]
+        assert system in ([], [("indexed", "applied")]), (job.uuid, system)
+        history = [e for e in history if e["by"] != "system"]
         ids = Counter(entry["event_id"] for entry in history)
         accepted_ids = [event_id for event_id, _ in job.accepted]
         lost += sum(1 for event_id in accepted_ids if ids[event_id] == 0)

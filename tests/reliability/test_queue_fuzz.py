@@ -3,7 +3,7 @@ stack (issue 5, item 2).
 
 Bodies that are not JSON (or nested beyond any parser), JSON that is not an object, wrong types, missing
 fields, unknown events, data too large or too deep, bad or foreign tokens, tokens pasted as names, unknown
-uuids, forged erasure steps and hostile strings, mixed with valid events, sent in shallow batches (a few dozen at a time, the
+uuids, forged erasure and indexer steps and hostile strings, mixed with valid events, sent in shallow batches (a few dozen at a time, the
 queue drained before the next batch). After each batch:
 
 - every message was acknowledged: the queue is empty and nothing went to the dead-letter queue;
@@ -191,6 +191,7 @@ def messages(draw: st.DrawFn, jobs: QueueJobs, stack: Any) -> Message:
                 "not_json",
                 "json_not_object",
                 "forged_erase",
+                "forged_index",
                 "hostile_strings",
                 "token_as_name",
             ]
@@ -288,6 +289,18 @@ def messages(draw: st.DrawFn, jobs: QueueJobs, stack: Any) -> Message:
             "step": 0,
             "signature": draw(st.sampled_from(["0" * 64, "forged", admin])),
         }
+    elif kind == "forged_index":  # an indexer step no system signed (or one of another job's)
+        body = {
+            "internal": "index",
+            "uuid": uuid,
+            "event_id": draw(st.sampled_from([_unique_id("index"), "x", job.token])),
+            "generation": draw(st.sampled_from([1, 2, "1"])),
+            "step": draw(st.sampled_from([0, 7, -1])),
+            "start_after": draw(st.one_of(st.none(), hostile_text)),
+            "count": draw(st.sampled_from([0, 10**9])),
+            "done": draw(st.booleans()),
+            "signature": draw(st.sampled_from(["0" * 64, "forged", admin])),
+        }
     elif kind == "token_as_name":  # a credential pasted where a name goes: never recorded or logged as it is
         token = draw(st.sampled_from([job.token, job.callback_token, others[0].token]))
         body = draw(
@@ -306,7 +319,7 @@ def messages(draw: st.DrawFn, jobs: QueueJobs, stack: Any) -> Message:
             "data": {draw(hostile_text): draw(hostile_text)},
         }
     event_id = draw(_event_ids())
-    if event_id is not None and kind != "forged_erase":
+    if event_id is not None and kind not in ("forged_erase", "forged_index"):
         body["event_id"] = event_id
     return Message(kind, json.dumps(body), label)
 

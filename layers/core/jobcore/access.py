@@ -384,29 +384,37 @@ class ApiService:
     def outputs(
         self, uuid: str, token: str | None, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
-        """A page of the objects under the job's archive path (current versions), in key order: each
-        with its key relative to the path, size, modified time, ETag and `url`, a link that downloads it
-        for OUTPUT_URL_SECONDS (signed by the store: it holds no credential of this API).
+        """A page of the job's outputs, in key order: each with its key relative to the archive path,
+        size, modified time, ETag, `level` (when an index pattern gave it one) and `url`, a link that
+        downloads it for OUTPUT_URL_SECONDS (signed by the store: it holds no credential of this API).
 
-        Readable by whoever may read the job (its job or callback token, its owner's key, an admin);
-        a deleted job is JobNotFound. Raises Unauthorized, JobNotFound, InvalidRequest (a limit out of
-        range, a cursor not from a listing of this job), TransientError."""
+        After the system's `indexed` (SPEC section 3, `index`) they come from the manifest the run
+        recorded (`source: manifest`); otherwise from a listing of the archive path's current objects
+        (`source: listing`). Readable by whoever may read the job (its job or callback token, its
+        owner's key, an admin); a deleted job is JobNotFound. Raises Unauthorized, JobNotFound,
+        InvalidRequest (a limit out of range, a cursor not from this listing of this job),
+        TransientError."""
         job, _ = self._job(uuid, token)
         archive = self._archive_reader()
-        page = archive.list_outputs(job.archive_path, _limit(limit, MAX_OUTPUTS_LIMIT), cursor or None)
-        return {
-            "outputs": [
-                {
-                    "key": output.key,
-                    "size": output.size,
-                    "modified": iso(output.modified),
-                    "etag": output.etag,
-                    "url": archive.download_url(job.archive_path, output.key, OUTPUT_URL_SECONDS),
-                }
-                for output in page.outputs
-            ],
-            "next": page.next,
-        }
+        limit = _limit(limit, MAX_OUTPUTS_LIMIT)
+        if job.manifest is not None:
+            page = self.repo.manifest(job.uuid, job.manifest, limit, cursor or None)
+        else:
+            page = archive.list_outputs(job.archive_path, limit, cursor or None)
+        outputs = []
+        for output in page.outputs:
+            shown: dict[str, Any] = {
+                "key": output.key,
+                "size": output.size,
+                "modified": iso(output.modified),
+                "etag": output.etag,
+            }
+            if output.level is not None:
+                shown["level"] = output.level
+            shown["url"] = archive.download_url(job.archive_path, output.key, OUTPUT_URL_SECONDS)
+            outputs.append(shown)
+        source = "manifest" if job.manifest is not None else "listing"
+        return {"outputs": outputs, "next": page.next, "source": source}
 
     def _archive_reader(self) -> ArchiveReader:
         if self._archive is None:

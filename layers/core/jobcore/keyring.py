@@ -8,6 +8,7 @@
 | `mark(...)` / `marked(...)` | the API's acceptance of an event, carried in its queue message: the worker applies a marked event without re-checking the credential (SPEC section 3, "a 202 is a promise") |
 | `erase_signature(...)` | an internal erasure step, which no producer can forge |
 | `deadline_signature(...)` | the sweeper's `fail` of a job that missed a deadline (SPEC section 3a) |
+| `index_signature(fields)` | an internal indexer step (SPEC section 3, `index`): every field of it |
 
 The admin token is the HMAC of a decimal number (the time window); every message here starts with a
 purpose word and a colon, so no derived value can equal an admin token or another purpose's value.
@@ -133,3 +134,9 @@ class Keyring:
     ) -> bool:
         expected = self.deadline_signature(uuid, reason, deadline, state, generation)
         return hmac.compare_digest(expected, signature)
+
+    def index_signature(self, fields: dict[str, Any]) -> str:
+        return self._mac("index", canonical_json(fields)).hex()
+
+    def index_signed(self, fields: dict[str, Any], signature: str) -> bool:
+        return hmac.compare_digest(self.index_signature(fields), signature)

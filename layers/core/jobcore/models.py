@@ -22,6 +22,7 @@ from pydantic import (
 
 from jobcore.errors import InvalidRequest
 from jobcore.ids import is_uuid
+from jobcore.indexing import INDEX_PATTERNS, check_patterns
 from jobcore.payloads import MAX_BODY_BYTES as MAX_BODY_BYTES
 from jobcore.payloads import MAX_DATA_BYTES as MAX_DATA_BYTES
 from jobcore.payloads import MAX_DATA_DEPTH as MAX_DATA_DEPTH
@@ -113,7 +114,16 @@ class FinishEvent(_EventBody):
 
 
 class IndexEvent(_EventBody):
+    """`data.index_patterns` (optional) labels the outputs by level (jobcore.indexing)."""
+
     name: Literal["index"]
+
+    @field_validator("data")
+    @classmethod
+    def _patterns(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get(INDEX_PATTERNS) is not None:
+            check_patterns(value[INDEX_PATTERNS])
+        return value
 
 
 class IndexedEvent(_EventBody):
@@ -284,6 +294,41 @@ class EraseMessage(BaseModel):
     # keep: when the completion started waiting for accepted events still queued
     since: float | None = None
     signature: str
+
+
+class IndexMessage(BaseModel):
+    """Internal continuation of the indexer (SPEC section 3, `index`): the step that lists the archive
+    after `start_after` (None: from its start) and records what it finds in the manifest of the run
+    `event_id` (the `index` event that started it) of `generation`; `count` objects are recorded
+    before it. `done`: the listing is complete, and the system's `indexed` waits for accepted events
+    still queued (since `since`, the worker's clock then; `waits` times).
+
+    Signed with the admin key over every other field, so that no producer can forge or alter one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    internal: Literal["index"]
+    uuid: str
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    generation: Annotated[int, Field(strict=True, ge=1)]
+    step: Annotated[int, Field(strict=True, ge=0)]
+    start_after: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    count: Annotated[int, Field(strict=True, ge=0)] = 0
+    done: bool = False
+    since: float | None = None
+    waits: Annotated[int, Field(ge=0, le=1000)] = 0
+    signature: Annotated[str, StringConstraints(max_length=64)]
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        if not is_uuid(value):
+            raise ValueError("uuid must be a UUID")
+        return value.lower()
+
+    def signed_fields(self) -> dict[str, Any]:
+        """What the signature covers: everything but itself."""
+        return self.model_dump(exclude={"signature"})
 
 
 def describe(error: ValidationError) -> str:

@@ -18,6 +18,7 @@ from jobcore.records import (
     Job,
     JobFilter,
     JobPage,
+    OutputObject,
     OutputPage,
     Overdue,
     ProducerKey,
@@ -88,6 +89,19 @@ class JobRepository(Protocol):
 
     def add_erased(self, uuid: str, count: int) -> None: ...
 
+    def index_progress(self, uuid: str, run: str, generation: int, now: float) -> bool:
+        """An index run that is still the job's made progress at `now`: its heartbeat restarts (SPEC
+        section 3a: the job is not silent, the system is working on it). False when the run is no
+        longer the job's. Raises TransientError."""
+
+    def put_manifest(self, uuid: str, run: str, outputs: list[OutputObject]) -> None:
+        """Record outputs in the manifest of the index run `run` (one item per key: writing the same
+        outputs again changes nothing). Raises TransientError."""
+
+    def manifest(self, uuid: str, run: str, limit: int, cursor: str | None) -> OutputPage:
+        """A page of the manifest of run `run`, in key order; `cursor` from a page of the same manifest
+        (else InvalidRequest)."""
+
     def put_key(self, key: ProducerKey) -> bool:
         """Store a new producer key (its hash only); False if its id is taken."""
 
@@ -107,6 +121,13 @@ class ArchiveStore(Protocol):
 
         Returns (objects deleted in this call, whether nothing is left). Safe to repeat and to resume.
         """
+
+    def list_objects(
+        self, archive_path: str, start_after: str | None, limit: int
+    ) -> tuple[list[OutputObject], str | None]:
+        """One page of the current objects under the path whose relative key comes after `start_after`
+        (None: from the first), in key order, at most `limit` (folder markers left out); and the
+        relative key to continue after, None when the listing is complete. Raises TransientError."""
 
 
 class ArchiveReader(Protocol):

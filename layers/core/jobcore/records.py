@@ -113,6 +113,12 @@ class Job:
     heartbeat_due: int | None = None
     timeout_due: int | None = None
     deadline_missed: str | None = None
+    # The indexer (SPEC section 3, `index`): the run under way (the id of the `index` event that
+    # started it, while it lists the archive), and the manifest the last run that completed recorded
+    # (its run's id, and the number of outputs in it); a new `index`, a reset and a delete clear it.
+    index_run: str | None = None
+    manifest: str | None = None
+    manifest_count: int | None = None
 
     @property
     def owner(self) -> str:
@@ -368,6 +374,11 @@ class ApplyCommand:
     # The system's fail of a job that missed a deadline: (which, when it was due in epoch ms); applied
     # only while that deadline is still the job's (an event applied meanwhile moves or clears it).
     deadline: tuple[str, int] | None = None
+    # `index`: the run it starts (its event id); the job's manifest, if it had one, is no longer current.
+    starts_index: str | None = None
+    # The system's `indexed`: (the run, the outputs its manifest holds); applied only while that run is
+    # still the job's, and its manifest becomes the job's.
+    completes_index: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +435,7 @@ class OutputObject:
     size: int  # bytes
     modified: float  # epoch seconds
     etag: str  # S3's ETag without its quotes
+    level: str | None = None  # the manifest's: from the index event's `index_patterns`
 
 
 @dataclass(frozen=True, slots=True)

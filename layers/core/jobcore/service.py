@@ -53,10 +53,12 @@ from jobcore.errors import (
     Unauthorized,
 )
 from jobcore.ids import is_uuid, job_uuid
+from jobcore.indexing import patterns_of
 from jobcore.keyring import Keyring, acceptance_fields, new_nonce
 from jobcore.models import (
     DeadlineMessage,
     EraseMessage,
+    IndexMessage,
     JobSpec,
     QueueMessage,
     check_data,
@@ -106,6 +108,9 @@ _FIRST_PAUSE: Final = 0.05
 _LONGEST_PAUSE: Final = 1.0
 # Overdue jobs one sweep sends at most (the next sweep, a minute later, takes the rest).
 SWEEP_LIMIT: Final = 1000
+# The indexer: objects listed (and recorded) per page; the name of the system's event that ends a run.
+INDEX_PAGE: Final = 1000
+INDEXED: Final = "indexed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,7 @@ class JobService:
         self.admin_keys = admin_keys
         self.clock = clock or SystemClock()
         self.sleep = sleep or time.sleep
+        self.index_page = INDEX_PAGE
         # Last known (state, generation) of recently seen jobs: a FIFO group is worked by one consumer
         # at a time, so this is almost always right, and a wrong guess costs one more write, not a bug.
         self._known: OrderedDict[str, tuple[State, int]] = OrderedDict()
@@ -284,6 +290,8 @@ class JobService:
             return self._erase_step(body, fallback_event_id, deadline or (lambda: False))
         if isinstance(body, dict) and body.get("internal") == "deadline":
             return self._deadline_fail(body, fallback_event_id)
+        if isinstance(body, dict) and body.get("internal") == "index":
+            return self._index_step(body, fallback_event_id, deadline or (lambda: False))
         try:
             message = QueueMessage.model_validate(body)
         except ValidationError as error:
@@ -407,6 +415,7 @@ class JobService:
                     after_seq=after,
                     callback=self._new_callback(uuid) if effect is Effect.REVOKE else None,
                     key_id=a.key_id,
+                    starts_index=a.event_id if name == "index" else None,
                 )
                 entry = HistoryEntry(
                     a.event_id, name, data, iso(now), Outcome.APPLIED, a.state, to_state, generation,
@@ -596,6 +605,7 @@ class JobService:
                 overtakes=overtakes,
                 callback=self._new_callback(uuid) if effect is Effect.REVOKE else None,
                 key_id=key_id,
+                starts_index=event_id if name == "index" else None,
             )
             entry = HistoryEntry(
                 event_id, name, data, iso(now), Outcome.APPLIED, expected_state, to_state, generation, who
@@ -669,6 +679,16 @@ class JobService:
         when it was applied. Once an event accepted after it has been applied (`applied_seq` past the
         reset's place `seq`), the first delivery found it pending and queued the completion behind it:
         the redelivery queues the same step (SQS drops the copy) instead of completing ahead of it."""
+        if name == "index":
+            # the first delivery may have died before queuing the indexer's first step
+            job = self.repo.get(uuid)
+            if (
+                job is not None
+                and not job.deleted
+                and job.state is State.INDEXING
+                and job.index_run == event_id
+            ):
+                self._after_applied(uuid, name, event_id, data, job.generation)
         if name in ("reset", "delete"):
             job = self.repo.get(uuid)
             if job is not None and job.last_event_id == event_id:
@@ -860,6 +880,8 @@ class JobService:
                 self._send_erase(uuid, "reset", event_id, generation, step=0)
         elif name == "delete" and data["purge_archive"]:
             self._send_erase(uuid, "purge", event_id, generation, step=0)
+        elif name == "index":
+            self._send_index({"uuid": uuid, "event_id": event_id, "generation": generation, "step": 0})
 
     def _send_erase(
         self, uuid: str, purpose: str, event_id: str, generation: int, step: int, since: float | None = None
@@ -982,6 +1004,144 @@ class JobService:
                 REQUEUED, uuid, ERASED, event_id, f"waiting for {job.queued_events} accepted events"
             )
         return Result("duplicate", uuid, ERASED, event_id, "reset already completed or superseded")
+
+    # -- follow-ups: the indexer (SPEC section 3, `index`) --------------------------------------------
+
+    def _send_index(self, fields: dict[str, Any], dedup: str | None = None) -> None:
+        """Queue an indexer step (jobcore.models.IndexMessage), signed over all of its fields."""
+        if self.queue is None:
+            raise TransientError("no queue to continue the indexing on")
+        message = IndexMessage.model_validate({"internal": "index", **fields, "signature": ""})
+        body = {**message.model_dump(), "signature": self.keyring().index_signature(message.signed_fields())}
+        dedup = dedup or f"{message.event_id}:index:{message.step}"
+        self.queue.send(body, group_id=message.uuid, dedup_id=dedup)
+
+    def _index_step(
+        self, body: dict[str, Any], fallback_event_id: str, deadline: Callable[[], bool]
+    ) -> Result:
+        """One step of an index run: list the archive after the message's `start_after`, record each page
+        in the run's manifest, until the listing ends (then the system's `indexed`) or the worker's time
+        is up (then the next step, from the last key recorded). A step delivered again records the same
+        items again (they are keyed by the run and the object's key): nothing is lost or counted twice.
+        A run that is no longer the job's (an `index` sent again, `indexed` by hand, a fail, a reset or
+        a delete came first) stops at its next step. A step that hands over restarts the job's heartbeat."""
+        try:
+            m = IndexMessage.model_validate(body)
+        except ValidationError as error:
+            return self._reject_internal(
+                body.get("uuid"), "index", fallback_event_id, f"malformed index message: {describe(error)}"
+            )
+        if not self.keyring().index_signed(m.signed_fields(), m.signature):
+            return self._reject_internal(
+                m.uuid, "index", fallback_event_id, "the index message's signature is not valid"
+            )
+        job = self.repo.get(m.uuid)
+        if (
+            job is None
+            or job.deleted
+            or job.state is not State.INDEXING
+            or job.generation != m.generation
+            or job.index_run != m.event_id
+        ):
+            return Result("duplicate", m.uuid, "index", m.event_id, "indexing superseded")
+        if m.done:
+            return self._complete_index(m, m.count)
+        if self.archive is None:
+            raise TransientError("no archive store to index with")
+        entry = self.repo.event(m.uuid, m.event_id)
+        patterns = patterns_of(entry.data if entry is not None else None)
+        after, count = m.start_after, m.count
+        while True:
+            outputs, after = self.archive.list_objects(job.archive_path, after, self.index_page)
+            if patterns:
+                outputs = [replace(o, level=patterns.level(o.key)) for o in outputs]
+            self.repo.put_manifest(m.uuid, m.event_id, outputs)
+            count += len(outputs)
+            if after is None:
+                logger.info("indexed %d objects of job %s (step %d, done)", count, m.uuid, m.step)
+                return self._complete_index(m, count)
+            if deadline():
+                break
+        # The system is working on the job: its heartbeat (SPEC section 3a) restarts, so that a large
+        # archive's indexing is not taken for a silent job and failed. (A run no longer the job's
+        # changes nothing here, and stops at its next step.)
+        self.repo.index_progress(m.uuid, m.event_id, m.generation, self.clock.now())
+        self._send_index(
+            {
+                "uuid": m.uuid,
+                "event_id": m.event_id,
+                "generation": m.generation,
+                "step": m.step + 1,
+                "start_after": after,
+                "count": count,
+            }
+        )
+        logger.info("indexed %d objects of job %s so far (step %d)", count, m.uuid, m.step)
+        return Result(Outcome.APPLIED, m.uuid, "index", m.event_id, f"{count} objects indexed so far")
+
+    def _complete_index(self, m: IndexMessage, count: int) -> Result:
+        """The system's `indexed` (INDEXING -> FINISHED) at the end of a run, through the guarded write:
+        the job still in INDEXING, in this generation, with this run its own; its manifest becomes the
+        job's. Like the end of a reset, it is a state change outside the API's order: while accepted
+        events are queued (an `update`, a `fail`, an `indexed` by hand ...), it goes back behind them,
+        and overtakes them only once it has waited `order_wait_seconds` (then they are lost)."""
+        now = self.clock.now()
+        overtakes = m.since is not None and now - m.since >= self.settings.order_wait_seconds
+        event_id = f"{m.event_id}:{INDEXED}"
+        data = {"objects": count}
+        command = ApplyCommand(
+            uuid=m.uuid,
+            event_id=event_id,
+            name=INDEXED,
+            data=data,
+            by=Actor.ADMIN,
+            token_hash=None,
+            expected_state=State.INDEXING,
+            expected_generation=m.generation,
+            to_state=State.FINISHED,
+            effect=Effect.NONE,
+            now=now,
+            authorized=True,
+            outside_order=True,
+            overtakes=overtakes,
+            completes_index=(m.event_id, count),
+        )
+        entry = HistoryEntry(
+            event_id, INDEXED, data, iso(now), Outcome.APPLIED, State.INDEXING, State.FINISHED,
+            m.generation, SYSTEM,
+        )  # fmt: skip
+        conflict = self.repo.apply(command, entry)
+        if conflict is None:
+            self._remember(m.uuid, State.FINISHED, m.generation)
+            return Result(
+                Outcome.APPLIED, m.uuid, INDEXED, event_id, f"{count} objects", State.INDEXING, State.FINISHED
+            )
+        if conflict.duplicate:
+            return Result("duplicate", m.uuid, INDEXED, event_id, "already processed")
+        job = conflict.job
+        if (
+            job is not None
+            and not job.deleted
+            and (job.state, job.generation, job.index_run) == (State.INDEXING, m.generation, m.event_id)
+            and job.queued_events
+        ):
+            if self.queue is None:
+                raise TransientError("no queue to wait on for the accepted events")
+            self.sleep(min(_FIRST_PAUSE * 2**m.waits, _LONGEST_PAUSE))
+            stamp = int(self.clock.now() * 1000)
+            self._send_index(
+                {
+                    **m.signed_fields(),
+                    "count": count,
+                    "done": True,
+                    "since": m.since if m.since is not None else now,
+                    "waits": m.waits + 1,
+                },
+                dedup=f"{event_id}:wait:{stamp}",
+            )
+            reason = f"waits for {job.queued_events} accepted events still queued"
+            return Result(REQUEUED, m.uuid, INDEXED, event_id, reason)
+        return Result("duplicate", m.uuid, INDEXED, event_id, "indexing superseded")
 
 
 def _waits_for_accepted(conflict: Conflict, reset_event_id: str, generation: int) -> bool:

@@ -14,7 +14,7 @@
 | `TOKEN_ROTATE_SECONDS` | api | `3600` | ... or at this age |
 | `TOKEN_GRACE_SECONDS` | api, worker | `600` | a rotated-out token stays valid this long |
 | `MAX_DATA_BYTES` | api, worker | `65536` | limit of a job's or an event's serialized `data` |
-| `ERASE_BATCH_SECONDS` | worker | `20` | time one erasure step may take before it hands over to the next message |
+| `ERASE_BATCH_SECONDS` | worker | `20` | time one erasure or indexer step may take before it hands over to the next message |
 | `ORDER_WAIT_SECONDS` | worker | `60` | how long an accepted event that arrives before the one accepted ahead of it waits for it (then that one is given up as lost) |
 | `PIPELINE_DEADLINES` | api | (none) | default deadlines per pipeline (SPEC section 3a), JSON: `{"<pipeline_uuid>" or "*": {"heartbeat_seconds": n, "timeout_seconds": n}}`; a pipeline's entry replaces `*`'s; a job's own values (or null) win; set by the template parameter `PipelineDeadlines` |
 | `TIMEOUT_INDEX` | sweeper | `true` | `false` while a stack created before deadlines is upgraded in two deploys (its `by_timeout` index not built yet): timeouts are then not swept; set by the template parameter `TimeoutIndex` |

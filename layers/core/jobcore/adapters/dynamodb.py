@@ -7,6 +7,7 @@
 | history | `JOB#<uuid>` | `EVT#<event_id>` | one per event; the key is the dedup record, the LSI `history` orders them |
 | idempotency | `JOB#<uuid>` | `IDEM#<incarnation>#<hash of the key>` | what an Idempotency-Key was first used for (written with the acceptance it records) |
 | producer key | `KEY#<id>` | `KEY` | one per key: its hash (never the key), label, scope, expiry, revocation; found by the id in the key (GetItem, never a scan) |
+| manifest | `JOB#<uuid>` | `OUT#<run tag>#<relative key>` | one per output an index run recorded (SPEC section 3, `index`): key, size, ETag, modified, level; the run tag is a hash of the `index` event's id, so each run has its own manifest and a step written twice writes the same items; the job item names the run whose manifest is current |
 | lineage | `CHILD#<parent id>` | `JOB#<uuid>` | one per entry of a job's `child_of`, written with the job (unconditional puts: a job created again rewrites its own); `idx_all = CHILD#<parent id>` and `updated_at = <created_at>#<uuid>` put it in `by_updated` under its parent, for `GET /jobs?child_of=` |
 
 Listings use sparse GSIs on `idx_all`, `idx_state`, `idx_pipeline`, `idx_owner` (sorted by `updated_at`); a
@@ -40,6 +41,7 @@ requests of every container.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -89,6 +91,8 @@ from jobcore.records import (
     JobPage,
     KeyCheck,
     Outcome,
+    OutputObject,
+    OutputPage,
     Overdue,
     ProducerKey,
 )
@@ -285,6 +289,10 @@ def bind_models(
         idx_hb = UnicodeAttribute(null=True)
         idx_to = UnicodeAttribute(null=True)
         missed = UnicodeAttribute(null=True)
+        # the indexer: the run under way; the current manifest's run and its number of outputs
+        index_run = UnicodeAttribute(null=True, attr_name="irun")
+        manifest = UnicodeAttribute(null=True, attr_name="mf")
+        manifest_count = NumberAttribute(null=True, attr_name="mf_n")
         by_updated = ByUpdated()
         by_state = ByState()
         by_pipeline = ByPipeline()
@@ -389,6 +397,52 @@ def bind_lineage_model(
     return LineageItem
 
 
+def bind_manifest_model(
+    table_name: str, region: str, host: str | None, connection: SharedConnection | None = None
+) -> type[Any]:
+    """The model of manifest items (the outputs an index run recorded), bound like bind_models' models."""
+
+    class ManifestItem(Model):
+        Meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host})  # type: ignore[assignment]
+        pk = UnicodeAttribute(hash_key=True)  # JOB#<uuid>
+        sk = UnicodeAttribute(range_key=True)  # OUT#<run tag>#<relative key>
+        key = UnicodeAttribute(attr_name="k")  # the relative key, whole (the sort key may be cut)
+        size = NumberAttribute()
+        modified = NumberAttribute()  # epoch seconds
+        etag = UnicodeAttribute()
+        level = UnicodeAttribute(null=True)
+
+    if connection is not None:
+        table: TableConnection = ManifestItem._get_connection()
+        shared = SharedConnection(region=region, host=host, owner=connection)
+        shared.add_meta_table(table.get_meta_table())
+        table.connection = shared
+    return ManifestItem
+
+
+MANIFEST_SK_PREFIX: Final = "OUT#"
+_MAX_SORT_KEY: Final = 1024  # DynamoDB's longest sort key, in UTF-8 bytes
+
+
+def manifest_prefix(run: str) -> str:
+    """The sort-key prefix of one index run's manifest (a short tag of the run's event id)."""
+    return f"{MANIFEST_SK_PREFIX}{hashlib.sha256(run.encode('utf-8')).hexdigest()[:12]}#"
+
+
+def manifest_sk(run: str, key: str) -> str:
+    """The sort key of `key` in the manifest of `run`: the key itself, so the manifest reads in key
+    order, S3's order (both compare UTF-8 bytes). A key too long to fit is cut and told apart by a hash
+    of it (it then sorts among the keys sharing its first 990 bytes)."""
+    prefix = manifest_prefix(run)
+    sk = prefix + key
+    if len(sk.encode("utf-8")) <= _MAX_SORT_KEY:
+        return sk
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    room = _MAX_SORT_KEY - len(prefix) - 1 - len(digest)
+    cut = key.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return f"{prefix}{cut}\x7f{digest}"
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
@@ -472,6 +526,7 @@ class DynamoJobRepository:
             table_name, region, host, self._connection
         )
         self.LineageItem = bind_lineage_model(table_name, region, host, self._connection)
+        self.ManifestItem = bind_manifest_model(table_name, region, host, self._connection)
         self._connection.client  # noqa: B018 (made now: a container's init, not its first request)
 
     # -- conversions ---------------------------------------------------------------------------------
@@ -527,6 +582,9 @@ class DynamoJobRepository:
             heartbeat_due=int(item.hb_at) if item.hb_at is not None and item.hb is not None else None,
             timeout_due=int(item.to_at) if item.to_at is not None and item.to is not None else None,
             deadline_missed=item.missed,
+            index_run=item.index_run,
+            manifest=item.manifest,
+            manifest_count=int(item.manifest_count) if item.manifest_count is not None else None,
         )
 
     def _history_item(self, uuid: str, entry: HistoryEntry, now_us: str) -> Any:
@@ -842,6 +900,10 @@ class DynamoJobRepository:
             # (an event applied since moved or cleared it, and so got there first)
             due = J.hb_at if c.deadline[0] == HEARTBEAT else J.to_at
             condition &= due == c.deadline[1]
+        if c.completes_index is not None:
+            # the system's indexed: only while the run it completes is still the job's (an `index`
+            # sent again started another; a reset or delete cleared it)
+            condition &= J.index_run == c.completes_index[0]
 
         stamp = iso(c.now)
         generation = c.expected_generation + (1 if c.effect is Effect.NEXT_GENERATION else 0)
@@ -891,8 +953,24 @@ class DynamoJobRepository:
             ]
         if c.effect is Effect.REVOKE:
             actions.append(J.erased_objects.set(0))
+        actions += self._index_actions(c)
         actions += self._deadline_actions(c)
         return self._write_with_history(c.uuid, actions, condition, entry, c.now, key_id=c.key_id)
+
+    def _index_actions(self, c: ApplyCommand) -> list[Any]:
+        """The indexer's part of the apply write: `index` starts a run (the manifest before it is no
+        longer current: the live listing serves until the run completes); the system's `indexed` makes
+        the run's manifest the job's; a reset, a new generation and a delete forget both (the archive
+        is erased, or no longer the job's)."""
+        J = self.JobItem
+        if c.starts_index is not None:
+            return [J.index_run.set(c.starts_index), J.manifest.remove(), J.manifest_count.remove()]
+        if c.completes_index is not None:
+            run, count = c.completes_index
+            return [J.manifest.set(run), J.manifest_count.set(count), J.index_run.remove()]
+        if c.effect is not Effect.NONE:
+            return [J.index_run.remove(), J.manifest.remove(), J.manifest_count.remove()]
+        return []
 
     def _deadline_actions(self, c: ApplyCommand) -> list[Any]:
         """The deadlines' part of the apply write, made without knowing whether the job has any: a due
@@ -1055,6 +1133,28 @@ class DynamoJobRepository:
             raise TransientError(f"rotating the token failed: {error.cause_response_code}") from error
         return True
 
+    def index_progress(self, uuid: str, run: str, generation: int, now: float) -> bool:
+        J = self.JobItem
+        try:
+            J(pk(uuid), JOB_SK).update(
+                # the heartbeat restarts as an applied event restarts it (its duration, absent: never)
+                actions=[J.hb_at.set((J.hb | _NEVER_MS) + int(now * 1000))],
+                condition=(
+                    J.pk.exists()
+                    & J.deleted_at.does_not_exist()
+                    & (J.state == str(State.INDEXING))  # still indexing ...
+                    & (J.generation == generation)  # ... in this run's generation
+                    & (J.index_run == run)  # ... this very run
+                ),
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise TransientError(
+                f"recording indexing progress failed: {error.cause_response_code}"
+            ) from error
+        return True
+
     def add_erased(self, uuid: str, count: int) -> None:
         J = self.JobItem
         try:
@@ -1064,6 +1164,69 @@ class DynamoJobRepository:
                 raise TransientError(
                     f"recording erasure progress failed: {error.cause_response_code}"
                 ) from error
+
+    def put_manifest(self, uuid: str, run: str, outputs: list[OutputObject]) -> None:
+        # BatchWriteItem, 25 items a request; PynamoDB sends the unprocessed items again (backing off)
+        items = [
+            self.ManifestItem(
+                pk(uuid),
+                manifest_sk(run, output.key),
+                key=output.key,
+                size=output.size,
+                modified=output.modified,
+                etag=output.etag,
+                level=output.level,
+            )
+            for output in outputs
+        ]
+        if not items:
+            return
+        try:
+            with self.ManifestItem.batch_write() as batch:
+                for item in items:
+                    batch.save(item)
+        except PynamoDBException as error:
+            raise TransientError(
+                f"recording the manifest failed: {getattr(error, 'cause_response_code', None)}"
+            ) from error
+
+    def manifest(self, uuid: str, run: str, limit: int, cursor: str | None) -> OutputPage:
+        prefix = manifest_prefix(run)
+        # the cursor must come from a page of this job's manifest of this run
+        last_key = decode_cursor(cursor, {"pk": pk(uuid), "sk": None})
+        if last_key is not None and not last_key["sk"]["S"].startswith(prefix):
+            raise InvalidRequest(_BAD_CURSOR)
+        M = self.ManifestItem
+        try:
+            # one more than the page: a page that ends the manifest says so (no cursor to an empty page)
+            items = list(
+                M.query(
+                    pk(uuid),
+                    M.sk.startswith(prefix),
+                    limit=limit + 1,
+                    last_evaluated_key=last_key,
+                    consistent_read=True,
+                )
+            )
+        except QueryError as error:
+            if cursor and error.cause_response_code == "ValidationException":
+                raise InvalidRequest(_BAD_CURSOR) from None
+            raise TransientError(f"reading the manifest failed: {error.cause_response_code}") from error
+        page = items[:limit]
+        outputs = [
+            OutputObject(
+                key=item.key,
+                size=int(item.size),
+                modified=float(item.modified),
+                etag=item.etag,
+                level=item.level,
+            )
+            for item in page
+        ]
+        more = len(items) > limit
+        return OutputPage(
+            outputs, encode_cursor({"pk": {"S": pk(uuid)}, "sk": {"S": page[-1].sk}}) if more else None
+        )
 
     # -- reads ---------------------------------------------------------------------------------------
 

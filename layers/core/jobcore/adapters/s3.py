@@ -1,5 +1,6 @@
 """Archives on S3: erasure of every object and version under a prefix, in resumable chunks; the
-listing of a job's outputs, and presigned links to download them."""
+listing of a job's outputs (for the API, and page by page for the indexer), and presigned links to
+download them."""
 
 from __future__ import annotations
 
@@ -61,11 +62,24 @@ class S3ArchiveStore:
             raise TransientError(f"erasing {archive_path} failed: {error}") from error
 
     def list_outputs(self, archive_path: str, limit: int, cursor: str | None) -> OutputPage:
+        _, prefix = _folder(archive_path)
+        outputs, last = self._page(archive_path, _decode_cursor(cursor, prefix), limit)
+        return OutputPage(outputs, _encode_cursor(last, prefix) if last is not None else None)
+
+    def list_objects(
+        self, archive_path: str, start_after: str | None, limit: int
+    ) -> tuple[list[OutputObject], str | None]:
+        return self._page(archive_path, start_after, limit)
+
+    def _page(
+        self, archive_path: str, start_after: str | None, limit: int
+    ) -> tuple[list[OutputObject], str | None]:
+        """(the outputs of one ListObjectsV2 page after `start_after`, the relative key of its last
+        object when there are more: None at the end)."""
         bucket, prefix = _folder(archive_path)
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max(1, min(limit, _PAGE))}
-        after = _decode_cursor(cursor, prefix)
-        if after is not None:
-            params["StartAfter"] = prefix + after
+        if start_after is not None:
+            params["StartAfter"] = prefix + start_after
         try:
             page = self.s3.list_objects_v2(**params)
         except (ClientError, BotoCoreError) as error:
@@ -84,8 +98,7 @@ class S3ArchiveStore:
             if item["Key"].startswith(prefix) and not item["Key"].endswith("/")
         ]
         more = bool(page.get("IsTruncated")) and bool(contents)
-        last = contents[-1]["Key"][len(prefix) :] if more else None
-        return OutputPage(outputs, _encode_cursor(last, prefix) if last is not None else None)
+        return outputs, contents[-1]["Key"][len(prefix) :] if more else None
 
     def download_url(self, archive_path: str, key: str, expires_in: int) -> str:
         bucket, prefix = _folder(archive_path)

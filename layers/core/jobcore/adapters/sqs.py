@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from jobcore.errors import TransientError
+
+_MAX_DEDUP_ID: Final = 128  # SQS's longest MessageDeduplicationId
+
+
+def dedup_id_for(text: str) -> str:
+    """A deduplication id SQS takes for `text`: itself up to 128 characters, else a hash of it. (Cut
+    short instead, the ids of an event and of its follow-ups -- `<event id>:index:<step>`, built on a
+    producer's own event id of up to 128 characters -- would be one id, and SQS would drop them.)"""
+    if len(text) <= _MAX_DEDUP_ID:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class SqsEventQueue:
@@ -21,7 +33,7 @@ class SqsEventQueue:
                 QueueUrl=self.queue_url,
                 MessageBody=json.dumps(body, separators=(",", ":")),
                 MessageGroupId=group_id,
-                MessageDeduplicationId=dedup_id[:128],
+                MessageDeduplicationId=dedup_id_for(dedup_id),
             )
         except (ClientError, BotoCoreError) as error:
             raise TransientError(f"sending to the events queue failed: {type(error).__name__}") from error
