@@ -415,3 +415,23 @@ def test_signing_out_forgets_the_credential(watched: Watched, stack: LocalStack)
     # and a reload does not sign back in
     page.reload()
     expect(page.locator("#credential")).to_be_visible()
+
+
+def test_an_indexed_jobs_outputs_come_from_its_manifest_with_levels(
+    watched: Watched, stack: LocalStack, admin: Client
+) -> None:
+    page = watched.page
+    # given a finished job whose archive was indexed, with a level pattern for its results
+    job = admin.create_job("rnaseq", {"sample": "indexed"}, name="indexed")
+    put_outputs(stack.client("s3"), job, {"results/counts.tsv": b"g\t1\n", "logs/run.log": b"ok\n"})
+    job.run().finish().index(index_patterns=[{"level": "results", "pattern": "results/**"}])
+    stack.drain()  # every step of the index applied, the system's `indexed` too
+    assert [e["name"] for e in admin.history(job.uuid)][-2:] == ["index", "indexed"]
+    # when its page is opened
+    sign_in(page, stack.admin_token())
+    open_job(page, job.uuid)
+    # then the outputs say they are the manifest's, each with its level
+    expect(page.locator("#outputs-source")).to_have_text("from the manifest its last index recorded")
+    expect(page.locator("#outputs tr[data-key='results/counts.tsv'] td").nth(1)).to_have_text("results")
+    expect(page.locator("#outputs tr[data-key='logs/run.log'] td").nth(1)).to_have_text("")
+    expect(page.locator("#history li").last).to_contain_text("by system")

@@ -502,6 +502,7 @@
     const timeline = h("ol", { class: "timeline", id: "history" });
     const outputsBody = h("tbody", { id: "outputs" });
     const outputsMore = h("button", { type: "button", id: "outputs-more", hidden: true }, "More outputs");
+    const outputsSource = h("span", { class: "muted", id: "outputs-source" });
     const dataPre = h("pre", { id: "job-data" });
     const live = liveToggle(() => refresh());
     let outputsCursor = null;
@@ -557,6 +558,9 @@
       const page = await api("GET", `${path}/outputs`, { query: { limit: 50, next: more ? outputsCursor : null } });
       outputsCursor = page.next;
       outputsPages = more ? outputsPages + 1 : 1;
+      outputsSource.textContent = page.source === "manifest"
+        ? "from the manifest its last index recorded"
+        : "listed live from its archive path";
       const rows = page.outputs.map((o) => h("tr", { "data-key": o.key },
         h("td", { class: "mono" }, o.key),
         h("td", {}, o.level || ""),
@@ -677,7 +681,7 @@
             secret),
           h("div", { class: "card" }, h("h2", {}, "Data"), dataPre)),
         h("div", {},
-          h("div", { class: "card" }, h("h2", {}, "Outputs"),
+          h("div", { class: "card" }, h("div", { class: "row" }, h("h2", {}, "Outputs"), outputsSource),
             h("table", {}, h("thead", {}, h("tr", {}, ["Key", "Level", "Size", "Modified", ""].map((t) => h("th", {}, t)))), outputsBody),
             outputsMore),
           h("div", { class: "card" }, h("h2", {}, "History"), timeline))),
