@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from jobcore.tokens import admin_token
@@ -93,6 +94,38 @@ CHECKS = [
     openapi_checks.response_schema_conformance,
     openapi_checks.negative_data_rejection,
 ]
+
+
+def _checks_for(case: Any, status: int) -> list[Any]:
+    """CHECKS, less `negative_data_rejection` for a "negative" case that this test made valid.
+
+    The test puts its own credential in `Authorization` on every case, so a case made negative by the
+    header's absence (and, besides it, only by a query value) reaches the API as a valid request once
+    its query is valid as sent: a one-element array goes on the wire as its one value, a number as its
+    text. Schemathesis judges such a query by the array it generated, and a 2xx to it is right."""
+    meta = case.meta
+    if meta is None or status >= 400 or not meta.generation.mode.is_negative:
+        return CHECKS
+    negative = {location for location, info in meta.components.items() if info.mode.is_negative}
+    if not negative <= {ParameterLocation.QUERY, ParameterLocation.HEADER}:
+        return CHECKS
+    sent: dict[str, str] = {}
+    for name, value in (case.query or {}).items():
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, (list, dict)) or value is None or isinstance(value, bool):
+            return CHECKS  # sent some other way than as one text value: judged as generated
+        sent[name] = str(value)
+    validator = case.operation.schema.adapter.jsonschema_validator_cls
+    declared = {parameter.name.lower(): parameter.name for parameter in case.operation.headers}
+    headers = {declared[k.lower()]: v for k, v in (case.headers or {}).items() if k.lower() in declared}
+    if not case._validate_component(ParameterLocation.QUERY, sent, validator) or not case._validate_component(
+        ParameterLocation.HEADER, headers, validator
+    ):
+        return CHECKS
+    return [check for check in CHECKS if check is not openapi_checks.negative_data_rejection]
+
+
 TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -275,7 +308,7 @@ def test_fuzzed_requests_get_4xx_in_the_error_format_and_change_no_job_they_are_
             body = response.text
         api.observe(response.status_code, body)
         # then no 5xx, the error format, and what the document promises
-        case.validate_response(response, checks=CHECKS)
+        case.validate_response(response, checks=_checks_for(case, response.status_code))
         if _must_be_refused(kind, target, path, jobs):
             assert response.status_code >= 400, (kind, label, response.status_code, body)
         if response.status_code >= 400:
